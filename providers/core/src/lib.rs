@@ -1,0 +1,48 @@
+//! The provider contract. A provider turns a [`LoadBalancerPlan`] into desired cloud resources
+//! (`render`, pure), finds the resources it owns (`observe`, I/O), and applies the difference
+//! (`apply`, I/O). This crate holds the pure half shared by every provider: the resource model,
+//! ownership tags, collision-free names and the diff. No cloud SDK, no async runtime.
+#![forbid(unsafe_code)]
+
+pub mod diff;
+pub mod names;
+pub mod resource;
+pub mod tags;
+
+pub use cloudgate_translate::{Capabilities, LoadBalancerPlan};
+pub use resource::{DesiredResource, ResourceGraph, ResourceKey};
+
+/// Settings a provider renders with: who owns the resources and where they go. Values come
+/// from flags and GatewayClass parameters.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RenderContext {
+    /// Identifies this cluster in ownership tags, so two clusters sharing an account never
+    /// touch each other's resources.
+    pub cluster_id: String,
+    /// Cloud region (AWS) or region for regional GCP flavours.
+    pub region: String,
+    /// AWS VPC id, or GCP network name.
+    pub network: String,
+    /// AWS subnet ids, or the GCP subnetwork (first entry).
+    pub subnets: Vec<String>,
+    /// `internet-facing` / `internal` (ALB), or the GCP flavour name.
+    pub scheme: String,
+    /// GCP project.
+    pub project: String,
+    /// Extra tags/labels from the class parameters, applied to every resource.
+    pub default_tags: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the plan cannot be rendered for {provider}: {message}")]
+    Unrenderable { provider: &'static str, message: String },
+}
+
+/// What every provider implements. `render` is pure; the I/O half (observe/apply) is defined by
+/// the provider crates that talk to a cloud.
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn capabilities(&self) -> &Capabilities;
+    fn render(&self, plan: &LoadBalancerPlan, ctx: &RenderContext) -> Result<ResourceGraph, RenderError>;
+}

@@ -1,0 +1,300 @@
+//! One Gateway, translated: listeners validated, routes attached (parentRef sectionName/port,
+//! allowedRoutes, hostname intersection), rules ranked by precedence, backends resolved.
+//! This is where a Gateway becomes a [`LoadBalancerPlan`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::capabilities::{feature, Capabilities, Protocol};
+use crate::conditions::{kind, reason, Cond};
+use crate::hostname;
+use crate::listeners::{self, ListenerVerdict};
+use crate::model::{ObjKey, ParentRef, PathMatch, Route, RouteKey, RouteKind, RouteMatch};
+use crate::plan::{LoadBalancerPlan, ListenerPlan, PlanRule, RequestedAddress};
+use crate::precedence;
+use crate::rules::{self, RouteAnalysis};
+use crate::world::World;
+
+#[derive(Clone, Debug)]
+pub struct GatewayTranslation {
+    pub plan: LoadBalancerPlan,
+    pub gateway: GatewayVerdict,
+    /// One entry per parentRef (of any route) that names this Gateway.
+    pub routes: Vec<RouteParentVerdict>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GatewayVerdict {
+    pub key: ObjKey,
+    pub generation: Option<i64>,
+    pub accepted: Cond,
+    pub listeners: Vec<ListenerVerdict>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RouteParentVerdict {
+    pub route: RouteKey,
+    pub generation: Option<i64>,
+    pub parent_ref: ParentRef,
+    pub conditions: Vec<Cond>,
+}
+
+/// Where one route landed on one listener.
+struct Attachment<'a> {
+    route: &'a Route,
+    /// `None`: any hostname.
+    hostnames: Option<Vec<String>>,
+}
+
+pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Option<GatewayTranslation> {
+    let gw = world.gateways.get(key)?;
+    let mut listeners = listeners::validate(world, gw, caps);
+
+    // Attach routes.
+    let mut attachments: Vec<Vec<Attachment<'_>>> = (0..listeners.len()).map(|_| Vec::new()).collect();
+    let mut attached: Vec<BTreeSet<RouteKey>> = vec![BTreeSet::new(); listeners.len()];
+    let mut verdicts = Vec::new();
+    let mut analyses: BTreeMap<RouteKey, RouteAnalysis> = BTreeMap::new();
+    for route in world.routes_for_gateway(key) {
+        let rkey = route.key();
+        for pref in route.parent_refs.iter().filter(|p| p.gateway(&route.namespace).as_ref() == Some(key)) {
+            let analysis = analyses.entry(rkey.clone()).or_insert_with(|| rules::analyze(world, route, caps));
+            let mut conditions = match attach(world, key, &listeners, route, pref, caps) {
+                Err(cond) => vec![cond],
+                Ok(hits) => {
+                    for (i, hostnames) in hits {
+                        if attached[i].insert(rkey.clone()) {
+                            attachments[i].push(Attachment { route, hostnames });
+                        }
+                    }
+                    analysis.acceptance(route)
+                }
+            };
+            conditions.push(analysis.resolved_refs.clone());
+            verdicts.push(RouteParentVerdict {
+                route: rkey.clone(),
+                generation: route.generation,
+                parent_ref: pref.clone(),
+                conditions,
+            });
+        }
+    }
+    for (l, set) in listeners.iter_mut().zip(&attached) {
+        l.attached_routes = set.len() as i32;
+    }
+
+    // Gateway acceptance.
+    let addresses: Vec<RequestedAddress> = gw
+        .spec
+        .addresses
+        .iter()
+        .flatten()
+        .filter_map(|a| {
+            Some(RequestedAddress {
+                type_: a.r#type.clone().unwrap_or_else(|| "IPAddress".into()),
+                value: a.value.clone()?,
+            })
+        })
+        .collect();
+    let accepted = gateway_accepted(&listeners, &addresses, caps);
+
+    // Plan.
+    let mut plan_listeners = Vec::new();
+    let mut backends = BTreeMap::new();
+    for (i, l) in listeners.iter().enumerate() {
+        if !l.programmable || !accepted.status {
+            continue;
+        }
+        let mut entries = Vec::new();
+        for a in &attachments[i] {
+            let analysis = &analyses[&a.route.key()];
+            for r in &analysis.kept {
+                for (id, b) in &analysis.backends {
+                    backends.entry(id.clone()).or_insert_with(|| b.clone());
+                }
+                let spec_rule = &a.route.rules[r.index];
+                let matches: Vec<(Option<usize>, RouteMatch)> = if spec_rule.matches.is_empty() {
+                    vec![(None, default_match(a.route.kind))]
+                } else {
+                    spec_rule.matches.iter().cloned().enumerate().map(|(i, m)| (Some(i), m)).collect()
+                };
+                let hosts: Vec<Option<String>> = match &a.hostnames {
+                    None => vec![None],
+                    Some(h) => h.iter().cloned().map(Some).collect(),
+                };
+                for (mi, m) in &matches {
+                    for h in &hosts {
+                        entries.push((a.route, r, *mi, m.clone(), h.clone()));
+                    }
+                }
+            }
+        }
+        let created: BTreeMap<RouteKey, Option<String>> = attachments[i]
+            .iter()
+            .map(|a| (a.route.key(), a.route.created.as_ref().map(|t| t.0.to_string())))
+            .collect();
+        entries.sort_by(|x, y| {
+            let ex = precedence::Entry {
+                hostname: x.4.as_deref(),
+                matches: &x.3,
+                created: created[&x.0.key()].as_deref(),
+                namespace: &x.0.namespace,
+                name: &x.0.name,
+                rule_index: x.1.index,
+                match_index: x.2.unwrap_or(0),
+            };
+            let ey = precedence::Entry {
+                hostname: y.4.as_deref(),
+                matches: &y.3,
+                created: created[&y.0.key()].as_deref(),
+                namespace: &y.0.namespace,
+                name: &y.0.name,
+                rule_index: y.1.index,
+                match_index: y.2.unwrap_or(0),
+            };
+            precedence::compare(&ex, &ey)
+        });
+        let rules: Vec<PlanRule> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(n, (route, r, mi, m, h))| PlanRule {
+                priority: n as u32 + 1,
+                route: route.key(),
+                rule_index: r.index,
+                rule_name: route.rules[r.index].name.clone(),
+                match_index: mi,
+                hostname: h,
+                matches: m,
+                filters: r.filters.clone(),
+                action: r.action.clone(),
+                timeouts: route.rules[r.index].timeouts.clone(),
+            })
+            .collect();
+        plan_listeners.push(ListenerPlan {
+            name: l.name.clone(),
+            port: l.port,
+            protocol: l.protocol.clone().unwrap_or(Protocol::Http),
+            hostname: l.hostname.clone(),
+            tls: l.tls.clone(),
+            routes: attached[i].iter().cloned().collect(),
+            rules,
+        });
+    }
+
+    let plan = LoadBalancerPlan {
+        gateway: key.clone(),
+        gateway_uid: gw.metadata.uid.clone(),
+        class_name: gw.spec.gateway_class_name.clone(),
+        addresses,
+        infrastructure_labels: gw.spec.infrastructure.as_ref().and_then(|i| i.labels.clone()).unwrap_or_default(),
+        listeners: plan_listeners,
+        backends,
+    };
+    Some(GatewayTranslation {
+        plan,
+        gateway: GatewayVerdict { key: key.clone(), generation: gw.metadata.generation, accepted, listeners },
+        routes: verdicts,
+    })
+}
+
+fn default_match(kind: RouteKind) -> RouteMatch {
+    match kind {
+        RouteKind::Http | RouteKind::Grpc => RouteMatch { path: Some(PathMatch::PathPrefix("/".into())), ..Default::default() },
+        RouteKind::Tls | RouteKind::Tcp => RouteMatch::default(),
+    }
+}
+
+/// Which listeners a parentRef attaches the route to, with the effective hostnames on each;
+/// or the `Accepted=False` condition saying why none.
+fn attach(
+    world: &World,
+    gw: &ObjKey,
+    listeners: &[ListenerVerdict],
+    route: &Route,
+    pref: &ParentRef,
+    caps: &Capabilities,
+) -> Result<Vec<(usize, Option<Vec<String>>)>, Cond> {
+    if pref.port.is_some() && !caps.supports(feature::HTTP_ROUTE_PARENT_REF_PORT) {
+        return Err(Cond::no(
+            kind::ACCEPTED,
+            reason::UNSUPPORTED_VALUE,
+            format!("parentRef port is not supported by the {} provider", caps.provider),
+        ));
+    }
+    let candidates: Vec<usize> = (0..listeners.len())
+        .filter(|&i| pref.section_name.as_ref().is_none_or(|s| *s == listeners[i].name))
+        .filter(|&i| pref.port.is_none_or(|p| p == listeners[i].port))
+        .collect();
+    if candidates.is_empty() {
+        let what = match (&pref.section_name, pref.port) {
+            (Some(s), Some(p)) => format!("no listener named {s} on port {p}"),
+            (Some(s), None) => format!("no listener named {s}"),
+            (None, Some(p)) => format!("no listener on port {p}"),
+            (None, None) => "the Gateway has no listeners".into(),
+        };
+        return Err(Cond::no(kind::ACCEPTED, reason::NO_MATCHING_PARENT, format!("Gateway {gw}: {what}")));
+    }
+    let allowed: Vec<usize> = candidates
+        .into_iter()
+        .filter(|&i| listeners[i].supported_kinds.contains(&route.kind))
+        .filter(|&i| listeners[i].allows_namespace(world, &gw.namespace, &route.namespace))
+        .collect();
+    if allowed.is_empty() {
+        return Err(Cond::no(
+            kind::ACCEPTED,
+            reason::NOT_ALLOWED_BY_LISTENERS,
+            format!("No listener of Gateway {gw} allows a {} from namespace {}", route.kind.kind(), route.namespace),
+        ));
+    }
+    let hits: Vec<(usize, Option<Vec<String>>)> = allowed
+        .into_iter()
+        .filter_map(|i| {
+            if route.kind == RouteKind::Tcp {
+                return Some((i, None));
+            }
+            hostname::effective(listeners[i].hostname.as_deref(), &route.hostnames).ok().map(|h| (i, h))
+        })
+        .collect();
+    if hits.is_empty() {
+        return Err(Cond::no(
+            kind::ACCEPTED,
+            reason::NO_MATCHING_LISTENER_HOSTNAME,
+            format!("None of the route's hostnames match a listener hostname of Gateway {gw}"),
+        ));
+    }
+    Ok(hits)
+}
+
+fn gateway_accepted(listeners: &[ListenerVerdict], addresses: &[RequestedAddress], caps: &Capabilities) -> Cond {
+    if !addresses.is_empty() {
+        if !caps.supports(feature::GATEWAY_STATIC_ADDRESSES) {
+            return Cond::no(
+                kind::ACCEPTED,
+                reason::UNSUPPORTED_ADDRESS,
+                format!("spec.addresses is not supported by the {} provider", caps.provider),
+            );
+        }
+        if let Some(bad) = addresses.iter().find(|a| a.type_ == "IPAddress" && a.value.parse::<std::net::IpAddr>().is_err()) {
+            return Cond::no(kind::ACCEPTED, reason::UNSUPPORTED_ADDRESS, format!("{} is not an IP address", bad.value));
+        }
+        if let Some(bad) = addresses.iter().find(|a| a.type_ != "IPAddress" && a.type_ != "NamedAddress") {
+            return Cond::no(
+                kind::ACCEPTED,
+                reason::UNSUPPORTED_ADDRESS,
+                format!("address type {} is not supported by the {} provider", bad.type_, caps.provider),
+            );
+        }
+    }
+    let bad: Vec<&str> = listeners.iter().filter(|l| !l.accepted).map(|l| l.name.as_str()).collect();
+    if bad.is_empty() {
+        Cond::yes(kind::ACCEPTED, reason::ACCEPTED, "Gateway is accepted")
+    } else if bad.len() == listeners.len() {
+        Cond::no(kind::ACCEPTED, reason::LISTENERS_NOT_VALID, format!("No valid listeners; invalid: {}", bad.join(", ")))
+    } else {
+        let good: Vec<&str> = listeners.iter().filter(|l| l.accepted).map(|l| l.name.as_str()).collect();
+        Cond::yes(
+            kind::ACCEPTED,
+            reason::LISTENERS_NOT_VALID,
+            format!("Invalid listeners: {}; accepted listeners: {}", bad.join(", "), good.join(", ")),
+        )
+    }
+}
