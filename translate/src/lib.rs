@@ -13,6 +13,7 @@ pub mod gateway_class;
 pub mod grants;
 pub mod hostname;
 pub mod listeners;
+pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod precedence;

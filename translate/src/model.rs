@@ -422,11 +422,15 @@ impl From<&httproutes::HttpRoute> for Route {
     fn from(r: &httproutes::HttpRoute) -> Self {
         use httproutes::*;
         let (namespace, name, generation, created) = meta_common(&r.metadata);
+        // The CRD defaults absent rules to one rule matching every path (and, with no
+        // backendRefs, answering 500); manifests read without an API server get the same.
+        let default_rules = [HttpRouteRules::default()];
         let rules = r
             .spec
             .rules
+            .as_deref()
+            .unwrap_or(&default_rules)
             .iter()
-            .flatten()
             .map(|rule| {
                 let matches = rule
                     .matches

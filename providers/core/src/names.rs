@@ -21,6 +21,9 @@ pub const ELBV2: NameRules = NameRules { max_len: 32, must_start_with_letter: tr
 pub const LATTICE: NameRules = NameRules { max_len: 40, must_start_with_letter: true, lowercase: true };
 /// Lattice target group names: up to 128 chars.
 pub const LATTICE_TG: NameRules = NameRules { max_len: 128, must_start_with_letter: true, lowercase: true };
+/// Keys of resources that have no cloud-side name (ALB rules, ACM certificates): the key is
+/// kept only in the ownership tags, whose values may be 256 chars.
+pub const TAG_KEY: NameRules = NameRules { max_len: 128, must_start_with_letter: true, lowercase: true };
 /// GCE: `[a-z]([-a-z0-9]*[a-z0-9])?`, 63 chars.
 pub const GCE: NameRules = NameRules { max_len: 63, must_start_with_letter: true, lowercase: true };
 
