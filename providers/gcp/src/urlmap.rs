@@ -1,0 +1,403 @@
+//! Plan rules into URL map route rules.
+//!
+//! Matching follows Gateway API, not GCE's string semantics:
+//! - `PathPrefix /foo` matches per path element (`/foo`, `/foo/...`, never `/foobar`), while
+//!   GCE's `prefixMatch` is a plain string prefix. So it becomes two OR-ed match rules:
+//!   `fullPathMatch: /foo` and `prefixMatch: /foo/` (each with the same header and query
+//!   matches). `PathPrefix /` is `prefixMatch: /`.
+//! - A redirect with `ReplacePrefixMatch` is split into two route rules, because the
+//!   replacement differs for the two halves (`/foo` -> `/new`, `/foo/x` -> `/new/x`) and a
+//!   route rule has one `urlRedirect`.
+
+use std::collections::BTreeMap;
+
+use cloudgate_provider::RenderError;
+use cloudgate_translate::capabilities::Protocol;
+use cloudgate_translate::model::{Filter, HeaderModifier, MatchType, ObjKey, PathMatch, PathModifier, Redirect};
+use cloudgate_translate::plan::{BackendId, ListenerPlan, PlanRule, RuleAction, WeightedBackend};
+use cloudgate_translate::weights;
+
+use crate::spec::*;
+use crate::{unrenderable, Flavour, MAX_WEIGHT};
+
+/// What a route rule can refer to.
+pub(crate) struct Refs<'a> {
+    pub flavour: Flavour,
+    /// Backend service name per plan backend.
+    pub backend_services: &'a BTreeMap<BackendId, String>,
+    /// The backend service without backends that fault-injected responses go "to".
+    pub no_backend: &'a str,
+}
+
+/// A response the load balancer makes up: a route action to the backend-less service whose
+/// every request is aborted with `status`. Compute has no fixed-response action; fault
+/// injection (supported by the Envoy-based ALBs) is the way to return an exact status code,
+/// where pointing at an empty backend service would answer 503.
+pub(crate) fn fixed_response(no_backend: &str, status: u16) -> RouteAction {
+    RouteAction {
+        weighted_backend_services: vec![WeightedBackendService {
+            backend_service: no_backend.to_string(),
+            weight: 1,
+            header_action: None,
+        }],
+        fault_injection_policy: Some(FaultInjectionPolicy { abort: FaultAbort { http_status: status, percentage: 100 } }),
+        ..Default::default()
+    }
+}
+
+/// One plan rule's route rules (one, or two for a split prefix redirect), with `priority` 0;
+/// the caller numbers them.
+pub(crate) fn route_rules(l: &ListenerPlan, r: &PlanRule, refs: &Refs<'_>) -> Result<Vec<RouteRule>, RenderError> {
+    let fail = |why: &str| unrenderable(format!("{} rule {} on listener {}: {why}", r.route, r.rule_index, l.name));
+    if r.matches.method.is_some() {
+        return Err(fail("URL maps cannot match the HTTP method"));
+    }
+    let regex_used = matches!(r.matches.path, Some(PathMatch::RegularExpression(_)))
+        || r.matches.headers.iter().chain(&r.matches.query_params).any(|m| m.match_type == MatchType::RegularExpression);
+    if regex_used && !refs.flavour.supports_regex() {
+        return Err(fail(&format!("regular expressions are not available on {} URL maps", refs.flavour.as_str())));
+    }
+    let headers: Vec<HeaderMatch> = r
+        .matches
+        .headers
+        .iter()
+        .map(|h| {
+            let (exact_match, regex_match) = split_value(h.match_type, &h.value);
+            HeaderMatch { header_name: h.name.clone(), exact_match, regex_match }
+        })
+        .collect();
+    let queries: Vec<QueryParameterMatch> = r
+        .matches
+        .query_params
+        .iter()
+        .map(|q| {
+            let (exact_match, regex_match) = split_value(q.match_type, &q.value);
+            QueryParameterMatch { name: q.name.clone(), exact_match, regex_match }
+        })
+        .collect();
+    let with_values = |m: MatchRule| MatchRule { header_matches: headers.clone(), query_parameter_matches: queries.clone(), ..m };
+    let full = |p: &str| with_values(MatchRule { full_path_match: Some(p.to_string()), ..Default::default() });
+    let prefix = |p: &str| with_values(MatchRule { prefix_match: Some(p.to_string()), ..Default::default() });
+
+    let path = Path::of(r.matches.path.as_ref());
+    let all_matches = match &path {
+        Path::Exact(p) => vec![full(p)],
+        Path::Prefix(t) if t.is_empty() => vec![prefix("/")],
+        Path::Prefix(t) => vec![full(t), prefix(&format!("{t}/"))],
+        Path::Regex(x) => vec![with_values(MatchRule { regex_match: Some(x.clone()), ..Default::default() })],
+    };
+
+    let filters = Filters::of(r, refs).map_err(|e| fail(&e))?;
+    let header_action = filters.header_action.clone().filter(|h| !h.is_empty());
+    let description = describe(r);
+    let rule = |match_rules: Vec<MatchRule>, route_action: Option<RouteAction>, url_redirect: Option<UrlRedirect>| RouteRule {
+        priority: 0,
+        description: description.clone(),
+        match_rules,
+        route_action,
+        url_redirect,
+        header_action: header_action.clone(),
+    };
+
+    Ok(match &r.action {
+        RuleAction::Forward { backends } => {
+            let mut action = RouteAction {
+                weighted_backend_services: weighted(backends, refs).map_err(|e| fail(&e))?,
+                url_rewrite: filters.url_rewrite,
+                request_mirror_policy: filters.mirror,
+                ..Default::default()
+            };
+            if let Some(t) = r.timeouts.as_ref() {
+                if t.backend_request.is_some() {
+                    return Err(fail("backendRequest timeouts are not supported"));
+                }
+                if let Some(req) = &t.request {
+                    action.timeout = Some(duration(req).ok_or_else(|| fail(&format!("invalid timeout {req:?}")))?);
+                }
+            }
+            vec![rule(all_matches, Some(action), None)]
+        }
+        RuleAction::FixedResponse { status, .. } => {
+            vec![rule(all_matches, Some(fixed_response(refs.no_backend, *status)), None)]
+        }
+        RuleAction::Redirect(rd) => {
+            let base = redirect_base(l, rd).map_err(|e| fail(&e))?;
+            match (&rd.path, &path) {
+                (None, _) => vec![rule(all_matches, None, Some(base))],
+                (Some(PathModifier::ReplaceFullPath(p)), _) => {
+                    vec![rule(all_matches, None, Some(UrlRedirect { path_redirect: Some(p.clone()), ..base }))]
+                }
+                (Some(PathModifier::ReplacePrefixMatch(repl)), Path::Prefix(t)) => {
+                    // Gateway API: prefix /foo, replacement /new: /foo -> /new, /foo/x -> /new/x;
+                    // replacement "" or "/": /foo -> /, /foo/x -> /x.
+                    let repl = repl.trim_end_matches('/');
+                    let whole = if repl.is_empty() { "/".to_string() } else { repl.to_string() };
+                    let exact = if t.is_empty() { "/" } else { t.as_str() };
+                    vec![
+                        rule(vec![full(exact)], None, Some(UrlRedirect { path_redirect: Some(whole), ..base.clone() })),
+                        rule(
+                            vec![prefix(&format!("{t}/"))],
+                            None,
+                            Some(UrlRedirect { prefix_redirect: Some(format!("{repl}/")), ..base }),
+                        ),
+                    ]
+                }
+                (Some(PathModifier::ReplacePrefixMatch(repl)), Path::Exact(_)) => {
+                    // The whole path is the matched prefix.
+                    let repl = repl.trim_end_matches('/');
+                    let whole = if repl.is_empty() { "/".to_string() } else { repl.to_string() };
+                    vec![rule(all_matches, None, Some(UrlRedirect { path_redirect: Some(whole), ..base }))]
+                }
+                (Some(PathModifier::ReplacePrefixMatch(_)), Path::Regex(_)) => {
+                    return Err(fail("ReplacePrefixMatch needs a PathPrefix match"));
+                }
+            }
+        }
+    })
+}
+
+enum Path {
+    Exact(String),
+    /// Without trailing '/'; empty for "/".
+    Prefix(String),
+    Regex(String),
+}
+
+impl Path {
+    fn of(p: Option<&PathMatch>) -> Self {
+        match p {
+            None => Path::Prefix(String::new()),
+            Some(PathMatch::Exact(v)) => Path::Exact(v.clone()),
+            // "/foo/" and "/foo" are the same prefix to the spec (element-wise matching).
+            Some(PathMatch::PathPrefix(v)) => Path::Prefix(v.trim_end_matches('/').to_string()),
+            Some(PathMatch::RegularExpression(v)) => Path::Regex(v.clone()),
+        }
+    }
+}
+
+fn split_value(t: MatchType, v: &str) -> (Option<String>, Option<String>) {
+    match t {
+        MatchType::Exact => (Some(v.to_string()), None),
+        MatchType::RegularExpression => (None, Some(v.to_string())),
+    }
+}
+
+fn describe(r: &PlanRule) -> String {
+    let mut s = format!("{} rule {}", r.route, r.rule_index);
+    if let Some(n) = &r.rule_name {
+        s.push_str(&format!(" ({n})"));
+    }
+    if let Some(m) = r.match_index {
+        s.push_str(&format!(" match {m}"));
+    }
+    s
+}
+
+/// What a rule's filters become.
+struct Filters {
+    header_action: Option<HeaderAction>,
+    url_rewrite: Option<UrlRewrite>,
+    mirror: Option<RequestMirrorPolicy>,
+}
+
+impl Filters {
+    fn of(r: &PlanRule, refs: &Refs<'_>) -> Result<Self, String> {
+        let mut ha = HeaderAction::default();
+        let mut url_rewrite = None;
+        let mut mirror = None;
+        let mut mirrors = 0;
+        for f in &r.filters {
+            match f {
+                Filter::RequestHeaderModifier(m) => {
+                    let (add, remove) = header_ops(m);
+                    ha.request_headers_to_add.extend(add);
+                    ha.request_headers_to_remove.extend(remove);
+                }
+                Filter::ResponseHeaderModifier(m) => {
+                    let (add, remove) = header_ops(m);
+                    ha.response_headers_to_add.extend(add);
+                    ha.response_headers_to_remove.extend(remove);
+                }
+                Filter::UrlRewrite(rw) => {
+                    if rw.path.is_some() {
+                        return Err("URLRewrite path is not supported".into());
+                    }
+                    url_rewrite = rw.hostname.clone().map(|h| UrlRewrite { host_rewrite: h });
+                }
+                Filter::RequestMirror { backend, percent } => {
+                    mirrors += 1;
+                    if mirrors > 1 {
+                        return Err("only one RequestMirror per rule is supported".into());
+                    }
+                    let ns = backend.namespace.clone().unwrap_or_else(|| r.route.namespace.clone());
+                    let id = BackendId::new(&ObjKey::new(ns, &backend.name), backend.port.unwrap_or(0));
+                    // A mirror backend that did not resolve is absent from the plan; the route
+                    // already says so (ResolvedRefs=False), and the rule still forwards.
+                    mirror = refs.backend_services.get(&id).map(|bs| RequestMirrorPolicy {
+                        backend_service: bs.clone(),
+                        mirror_percent: percent.filter(|p| *p < 100),
+                    });
+                }
+                other => return Err(format!("{} filter is not supported", other.type_name())),
+            }
+        }
+        Ok(Filters { header_action: Some(ha), url_rewrite, mirror })
+    }
+}
+
+/// `set` replaces, `add` appends, `remove` removes.
+fn header_ops(m: &HeaderModifier) -> (Vec<HeaderOption>, Vec<String>) {
+    let opt = |(n, v): &(String, String), replace| HeaderOption { header_name: n.clone(), header_value: v.clone(), replace };
+    let add = m.set.iter().map(|p| opt(p, true)).chain(m.add.iter().map(|p| opt(p, false))).collect();
+    (add, m.remove.clone())
+}
+
+/// Weighted backend services, weights scaled into 0..=1000. Two refs to the same backend with
+/// the same filters are one entry with the summed weight (a URL map names each backend
+/// service once per action); zero weights stay, so it stays visible which backend gets none.
+fn weighted(backends: &[WeightedBackend], refs: &Refs<'_>) -> Result<Vec<WeightedBackendService>, String> {
+    let mut merged: Vec<(&WeightedBackend, u32)> = Vec::new();
+    for b in backends {
+        match merged.iter_mut().find(|(m, _)| m.backend == b.backend && m.filters == b.filters) {
+            Some((_, w)) => *w = w.saturating_add(b.weight),
+            None => merged.push((b, b.weight)),
+        }
+    }
+    let raw: Vec<u32> = merged.iter().map(|(_, w)| *w).collect();
+    let scaled = weights::normalize(&raw, MAX_WEIGHT);
+    merged
+        .iter()
+        .zip(scaled)
+        .map(|((b, _), weight)| {
+            let bs = refs.backend_services.get(&b.backend).ok_or_else(|| format!("backend {} missing from the plan", b.backend))?;
+            let mut ha = HeaderAction::default();
+            for f in &b.filters {
+                match f {
+                    Filter::RequestHeaderModifier(m) => {
+                        let (add, remove) = header_ops(m);
+                        ha.request_headers_to_add.extend(add);
+                        ha.request_headers_to_remove.extend(remove);
+                    }
+                    other => return Err(format!("backendRef {} filter is not supported", other.type_name())),
+                }
+            }
+            Ok(WeightedBackendService { backend_service: bs.clone(), weight, header_action: (!ha.is_empty()).then_some(ha) })
+        })
+        .collect()
+}
+
+/// Scheme, host and status of a redirect (the path is added per route rule).
+fn redirect_base(l: &ListenerPlan, rd: &Redirect) -> Result<UrlRedirect, String> {
+    if rd.port.is_some() {
+        return Err("redirect ports cannot be expressed (urlRedirect has no port)".into());
+    }
+    // `httpsRedirect` switches to https (and its port); leaving it out keeps the request's
+    // scheme. Compute forbids it on HTTPS proxies, where https is the scheme already; going
+    // from https to http has no field at all.
+    let https_redirect = match (rd.scheme.as_deref(), &l.protocol) {
+        (None, _) | (Some("http"), Protocol::Http) | (Some("https"), Protocol::Https) => None,
+        (Some("https"), Protocol::Http) => Some(true),
+        (Some(s), p) => return Err(format!("a redirect to scheme {s} from an {} listener cannot be expressed", p.as_str())),
+    };
+    let redirect_response_code = match rd.status_code {
+        // Gateway API's default is 302; Compute's is 301, so it is always written.
+        None | Some(302) => "FOUND",
+        Some(301) => "MOVED_PERMANENTLY_DEFAULT",
+        Some(303) => "SEE_OTHER",
+        Some(307) => "TEMPORARY_REDIRECT",
+        Some(308) => "PERMANENT_REDIRECT",
+        Some(c) => return Err(format!("redirect status {c} cannot be expressed")),
+    };
+    Ok(UrlRedirect {
+        host_redirect: rd.hostname.clone(),
+        path_redirect: None,
+        prefix_redirect: None,
+        https_redirect,
+        redirect_response_code,
+    })
+}
+
+/// Gateway API duration (`1h30m`, `500ms`, up to four number+unit pairs) as a Compute
+/// Duration. Zero means "no timeout"; implementations that cannot disable it must use their
+/// longest, so it becomes the largest backend timeout the managed ALBs document
+/// (2,147,483,647 s).
+pub(crate) fn duration(s: &str) -> Option<Duration> {
+    let mut millis: u64 = 0;
+    let mut rest = s;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 5 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else if rest.starts_with('h') {
+            (3_600_000, 1)
+        } else if rest.starts_with('m') {
+            (60_000, 1)
+        } else if rest.starts_with('s') {
+            (1_000, 1)
+        } else {
+            return None;
+        };
+        rest = &rest[len..];
+        millis += n * unit;
+        parts += 1;
+    }
+    if parts == 0 || parts > 4 {
+        return None;
+    }
+    if millis == 0 {
+        return Some(Duration { seconds: i32::MAX.to_string(), nanos: 0 });
+    }
+    Some(Duration { seconds: (millis / 1000).to_string(), nanos: ((millis % 1000) * 1_000_000) as i32 })
+}
+
+/// Does a rule for `rule_host` (None: any host) apply to requests the host rule `host`
+/// selects? Exact hosts cover themselves; `*.a.com` covers `x.a.com`, `x.y.a.com` and
+/// `*.x.a.com`.
+pub(crate) fn covers(rule_host: Option<&str>, host: &str) -> bool {
+    match rule_host {
+        None => true,
+        Some(p) if p == host => true,
+        Some(p) => match p.strip_prefix('*') {
+            None => false,
+            Some(suffix) => {
+                let body = host.strip_prefix('*').unwrap_or(host);
+                body.len() > suffix.len() && body.ends_with(suffix)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("10s"), Some(Duration { seconds: "10".into(), nanos: 0 }));
+        assert_eq!(duration("1m500ms"), Some(Duration { seconds: "60".into(), nanos: 500_000_000 }));
+        assert_eq!(duration("1h"), Some(Duration { seconds: "3600".into(), nanos: 0 }));
+        assert_eq!(duration("0s"), Some(Duration { seconds: "2147483647".into(), nanos: 0 }));
+        assert_eq!(duration(""), None);
+        assert_eq!(duration("10"), None);
+        assert_eq!(duration("1d"), None);
+    }
+
+    #[test]
+    fn host_coverage() {
+        assert!(covers(None, "*"));
+        assert!(covers(Some("a.com"), "a.com"));
+        assert!(!covers(Some("a.com"), "b.a.com"));
+        assert!(covers(Some("*.a.com"), "x.a.com"));
+        assert!(covers(Some("*.a.com"), "x.y.a.com"));
+        assert!(covers(Some("*.a.com"), "*.x.a.com"));
+        assert!(covers(Some("*.a.com"), "*.a.com"));
+        assert!(!covers(Some("*.a.com"), "a.com"));
+        assert!(!covers(Some("*.x.a.com"), "*.a.com"));
+    }
+}
