@@ -241,14 +241,20 @@ impl Provider for AlbProvider {
         };
         let mut defaults = ctx.default_tags.clone();
         defaults.extend(plan.infrastructure_labels.clone());
-        let tags_for = |role: &str| tags::ownership(&ctx.cluster_id, gw, role, &defaults);
+        // Every ALB-side resource also carries its key name: listeners, rules and ACM
+        // certificates have no cloud-side name, and observe reads the key back from the tag.
+        let tagged = |role: &str, name: &str| {
+            let mut t = tags::ownership(&ctx.cluster_id, gw, role, &defaults);
+            t.insert(tags::NAME.into(), name.into());
+            t
+        };
         let mut g = ResourceGraph::default();
 
         let sg_name = name(names::ELBV2, &[&gw.namespace, &gw.name], &id(&["sg"]));
         let sg = g.push(DesiredResource::new(
             KIND_SECURITY_GROUP,
             &sg_name,
-            tags_for("security-group"),
+            tagged("security-group", &sg_name),
             SecurityGroupSpec {
                 vpc_id: ctx.network.clone(),
                 description: format!("cloudgate Gateway {gw}"),
@@ -265,7 +271,7 @@ impl Provider for AlbProvider {
             DesiredResource::new(
                 KIND_LOAD_BALANCER,
                 &lb_name,
-                tags_for("load-balancer"),
+                tagged("load-balancer", &lb_name),
                 LoadBalancerSpec {
                     r#type: "application",
                     scheme: if ctx.scheme.is_empty() { "internet-facing".into() } else { ctx.scheme.clone() },
@@ -282,7 +288,7 @@ impl Provider for AlbProvider {
         for (bid, b) in &plan.backends {
             let port = b.port.to_string();
             let n = name(names::ELBV2, &[&b.service.namespace, &b.service.name, &port], &id(&["tg", &bid.0]));
-            let key = g.push(DesiredResource::new(KIND_TARGET_GROUP, &n, tags_for(&format!("target-group/{bid}")), target_group_spec(b, ctx)));
+            let key = g.push(DesiredResource::new(KIND_TARGET_GROUP, &n, tagged(&format!("target-group/{bid}"), &n), target_group_spec(b, ctx)));
             tg_names.insert(bid, (n, key));
         }
 
@@ -294,7 +300,7 @@ impl Provider for AlbProvider {
                     g.push(DesiredResource::new(
                         KIND_CERTIFICATE,
                         &n,
-                        tags_for(&format!("certificate/{}", c.secret)),
+                        tagged(&format!("certificate/{}", c.secret), &n),
                         CertificateSpec { secret: c.secret.to_string(), certificate_sha256: c.sha256.clone() },
                     ));
                     certs.push(n);
@@ -307,7 +313,7 @@ impl Provider for AlbProvider {
                 DesiredResource::new(
                     KIND_LISTENER,
                     &listener_name,
-                    tags_for(&format!("listener/{}", l.name)),
+                    tagged(&format!("listener/{}", l.name), &listener_name),
                     ListenerSpec {
                         load_balancer: lb_name.clone(),
                         port: l.port,
@@ -328,7 +334,7 @@ impl Provider for AlbProvider {
                 let identity = rule_identity(l, r);
                 let n = name(names::TAG_KEY, &[&r.route.name], &id(&[&identity]));
                 g.push(
-                    DesiredResource::new(KIND_RULE, n, tags_for(&format!("rule/{identity}")), spec)
+                    DesiredResource::new(KIND_RULE, &n, tagged(&format!("rule/{identity}"), &n), spec)
                         .depends_on(std::iter::once(listener_key.clone()).chain(deps)),
                 );
             }

@@ -4,6 +4,7 @@
 //! ownership tags, collision-free names and the diff. No cloud SDK, no async runtime.
 #![forbid(unsafe_code)]
 
+pub mod cloud;
 pub mod diff;
 pub mod names;
 pub mod resource;

@@ -13,6 +13,9 @@ pub const GATEWAY: &str = "cloudgate.io/gateway";
 pub const ROUTE: &str = "cloudgate.io/route";
 /// Logical role of the resource inside the Gateway's graph, e.g. `listener/http`.
 pub const RESOURCE: &str = "cloudgate.io/resource";
+/// The resource's key name, for clouds where some resources have no name of their own (ALB
+/// listeners and rules, ACM certificates): observe reads the key back from this tag.
+pub const NAME: &str = "cloudgate.io/name";
 
 /// Tags for a resource owned by `gateway` in `cluster`.
 pub fn ownership(cluster: &str, gateway: &ObjKey, resource: &str, defaults: &BTreeMap<String, String>) -> BTreeMap<String, String> {
