@@ -132,27 +132,20 @@ pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Op
             .iter()
             .map(|a| (a.route.key(), a.route.created.as_ref().map(|t| t.0.to_string())))
             .collect();
-        entries.sort_by(|x, y| {
-            let ex = precedence::Entry {
-                hostname: x.4.as_deref(),
-                matches: &x.3,
-                created: created[&x.0.key()].as_deref(),
-                namespace: &x.0.namespace,
-                name: &x.0.name,
-                rule_index: x.1.index,
-                match_index: x.2.unwrap_or(0),
-            };
-            let ey = precedence::Entry {
-                hostname: y.4.as_deref(),
-                matches: &y.3,
-                created: created[&y.0.key()].as_deref(),
-                namespace: &y.0.namespace,
-                name: &y.0.name,
-                rule_index: y.1.index,
-                match_index: y.2.unwrap_or(0),
-            };
-            precedence::compare(&ex, &ey)
-        });
+        type Candidate<'r> = (&'r Route, &'r rules::AnalyzedRule, Option<usize>, RouteMatch, Option<String>);
+        fn entry<'e>(x: &'e Candidate<'_>, created: &'e BTreeMap<RouteKey, Option<String>>) -> precedence::Entry<'e> {
+            let (route, rule, match_index, matches, host) = x;
+            precedence::Entry {
+                hostname: host.as_deref(),
+                matches,
+                created: created[&route.key()].as_deref(),
+                namespace: &route.namespace,
+                name: &route.name,
+                rule_index: rule.index,
+                match_index: match_index.unwrap_or(0),
+            }
+        }
+        entries.sort_by(|x, y| precedence::compare(&entry(x, &created), &entry(y, &created)));
         let rules: Vec<PlanRule> = entries
             .into_iter()
             .enumerate()

@@ -311,6 +311,35 @@ macro_rules! status_parents {
     };
 }
 
+/// A header or query-parameter match; `$regex` is the generated enum's RegularExpression variant.
+macro_rules! value_match {
+    ($h:expr, $regex:path) => {
+        ValueMatch {
+            name: $h.name.clone(),
+            value: $h.value.clone(),
+            match_type: if matches!($h.r#type, Some($regex)) { MatchType::RegularExpression } else { MatchType::Exact },
+        }
+    };
+}
+
+/// The fields every route kind has, read the same way.
+macro_rules! route {
+    ($kind:expr, $r:expr, $hostnames:expr, $rules:expr) => {{
+        let (namespace, name, generation, created) = meta_common(&$r.metadata);
+        Route {
+            kind: $kind,
+            namespace,
+            name,
+            generation,
+            created,
+            parent_refs: $r.spec.parent_refs.iter().flatten().map(|p| parent_ref!(p)).collect(),
+            hostnames: $hostnames,
+            rules: $rules,
+            status_parents: status_parents!($r.status),
+        }
+    }};
+}
+
 /// Filters are read through their JSON form: every filter struct in the generated code has the
 /// same JSON shape, so one reader serves HTTPRoute, GRPCRoute and backend-level filters.
 fn filters_from_json<T: Serialize>(filters: Option<&Vec<T>>) -> Vec<Filter> {
@@ -421,7 +450,6 @@ fn meta_common(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
 impl From<&httproutes::HttpRoute> for Route {
     fn from(r: &httproutes::HttpRoute) -> Self {
         use httproutes::*;
-        let (namespace, name, generation, created) = meta_common(&r.metadata);
         // The CRD defaults absent rules to one rule matching every path (and, with no
         // backendRefs, answering 500); manifests read without an API server get the same.
         let default_rules = [HttpRouteRules::default()];
@@ -452,27 +480,13 @@ impl From<&httproutes::HttpRoute> for Route {
                             .headers
                             .iter()
                             .flatten()
-                            .map(|h| ValueMatch {
-                                name: h.name.clone(),
-                                value: h.value.clone(),
-                                match_type: match h.r#type {
-                                    Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => MatchType::RegularExpression,
-                                    _ => MatchType::Exact,
-                                },
-                            })
+                            .map(|h| value_match!(h, HttpRouteRulesMatchesHeadersType::RegularExpression))
                             .collect(),
                         query_params: m
                             .query_params
                             .iter()
                             .flatten()
-                            .map(|h| ValueMatch {
-                                name: h.name.clone(),
-                                value: h.value.clone(),
-                                match_type: match h.r#type {
-                                    Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression) => MatchType::RegularExpression,
-                                    _ => MatchType::Exact,
-                                },
-                            })
+                            .map(|h| value_match!(h, HttpRouteRulesMatchesQueryParamsType::RegularExpression))
                             .collect(),
                         grpc: None,
                     })
@@ -502,24 +516,13 @@ impl From<&httproutes::HttpRoute> for Route {
                 }
             })
             .collect();
-        Route {
-            kind: RouteKind::Http,
-            namespace,
-            name,
-            generation,
-            created,
-            parent_refs: r.spec.parent_refs.iter().flatten().map(|p| parent_ref!(p)).collect(),
-            hostnames: r.spec.hostnames.clone().unwrap_or_default(),
-            rules,
-            status_parents: status_parents!(r.status),
-        }
+        route!(RouteKind::Http, r, r.spec.hostnames.clone().unwrap_or_default(), rules)
     }
 }
 
 impl From<&grpcroutes::GrpcRoute> for Route {
     fn from(r: &grpcroutes::GrpcRoute) -> Self {
         use grpcroutes::*;
-        let (namespace, name, generation, created) = meta_common(&r.metadata);
         let rules = r
             .spec
             .rules
@@ -546,14 +549,7 @@ impl From<&grpcroutes::GrpcRoute> for Route {
                                 .headers
                                 .iter()
                                 .flatten()
-                                .map(|h| ValueMatch {
-                                    name: h.name.clone(),
-                                    value: h.value.clone(),
-                                    match_type: match h.r#type {
-                                        Some(GrpcRouteRulesMatchesHeadersType::RegularExpression) => MatchType::RegularExpression,
-                                        _ => MatchType::Exact,
-                                    },
-                                })
+                                .map(|h| value_match!(h, GrpcRouteRulesMatchesHeadersType::RegularExpression))
                                 .collect(),
                             query_params: Vec::new(),
                             grpc,
@@ -579,17 +575,7 @@ impl From<&grpcroutes::GrpcRoute> for Route {
                 }
             })
             .collect();
-        Route {
-            kind: RouteKind::Grpc,
-            namespace,
-            name,
-            generation,
-            created,
-            parent_refs: r.spec.parent_refs.iter().flatten().map(|p| parent_ref!(p)).collect(),
-            hostnames: r.spec.hostnames.clone().unwrap_or_default(),
-            rules,
-            status_parents: status_parents!(r.status),
-        }
+        route!(RouteKind::Grpc, r, r.spec.hostnames.clone().unwrap_or_default(), rules)
     }
 }
 
@@ -621,55 +607,29 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
+/// TLSRoute and TCPRoute rules are only weighted backends.
+macro_rules! l4_rules {
+    ($rules:expr) => {
+        $rules
+            .iter()
+            .map(|rule| RouteRule {
+                name: rule.name.clone(),
+                backends: rule.backend_refs.iter().map(|b| backend_ref!(b, Vec::new())).collect(),
+                ..Default::default()
+            })
+            .collect()
+    };
+}
+
 impl From<&tlsroutes::TlsRoute> for Route {
     fn from(r: &tlsroutes::TlsRoute) -> Self {
-        let (namespace, name, generation, created) = meta_common(&r.metadata);
-        Route {
-            kind: RouteKind::Tls,
-            namespace,
-            name,
-            generation,
-            created,
-            parent_refs: r.spec.parent_refs.iter().flatten().map(|p| parent_ref!(p)).collect(),
-            hostnames: r.spec.hostnames.clone(),
-            rules: r
-                .spec
-                .rules
-                .iter()
-                .map(|rule| RouteRule {
-                    name: rule.name.clone(),
-                    backends: rule.backend_refs.iter().map(|b| backend_ref!(b, Vec::new())).collect(),
-                    ..Default::default()
-                })
-                .collect(),
-            status_parents: status_parents!(r.status),
-        }
+        route!(RouteKind::Tls, r, r.spec.hostnames.clone(), l4_rules!(r.spec.rules))
     }
 }
 
 impl From<&tcproutes::TcpRoute> for Route {
     fn from(r: &tcproutes::TcpRoute) -> Self {
-        let (namespace, name, generation, created) = meta_common(&r.metadata);
-        Route {
-            kind: RouteKind::Tcp,
-            namespace,
-            name,
-            generation,
-            created,
-            parent_refs: r.spec.parent_refs.iter().flatten().map(|p| parent_ref!(p)).collect(),
-            hostnames: Vec::new(),
-            rules: r
-                .spec
-                .rules
-                .iter()
-                .map(|rule| RouteRule {
-                    name: rule.name.clone(),
-                    backends: rule.backend_refs.iter().map(|b| backend_ref!(b, Vec::new())).collect(),
-                    ..Default::default()
-                })
-                .collect(),
-            status_parents: status_parents!(r.status),
-        }
+        route!(RouteKind::Tcp, r, Vec::new(), l4_rules!(r.spec.rules))
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::backends::{self, BackendError};
 use crate::capabilities::{feature, Capabilities};
 use crate::conditions::{kind, reason, Cond};
-use crate::model::{Filter, MatchType, PathMatch, Route, RouteKind, RouteRule};
+use crate::model::{Filter, MatchType, PathMatch, Route, RouteRule};
 use crate::plan::{Backend, BackendId, RuleAction, WeightedBackend};
 use crate::world::World;
 
@@ -89,7 +89,7 @@ pub fn analyze(world: &World, route: &Route, caps: &Capabilities) -> RouteAnalys
             dropped.push((index, reason::INCOMPATIBLE_FILTERS, problem));
             continue;
         }
-        let unsupported = unsupported_features(route.kind, rule, caps);
+        let unsupported = unsupported_features(rule, caps);
         if !unsupported.is_empty() {
             dropped.push((
                 index,
@@ -138,7 +138,7 @@ fn incompatible_filters(rule: &RouteRule) -> Option<String> {
 }
 
 /// Feature names a rule needs that the provider lacks (empty when the rule is expressible).
-fn unsupported_features(kind_: RouteKind, rule: &RouteRule, caps: &Capabilities) -> Vec<&'static str> {
+fn unsupported_features(rule: &RouteRule, caps: &Capabilities) -> Vec<&'static str> {
     let mut need: Vec<&'static str> = Vec::new();
     for m in &rule.matches {
         if m.method.is_some() {
@@ -222,7 +222,6 @@ fn unsupported_features(kind_: RouteKind, rule: &RouteRule, caps: &Capabilities)
         }
     }
     need.extend(rule.extra_features.iter().copied());
-    let _ = kind_;
     let mut missing: Vec<&'static str> = need.into_iter().filter(|f| !caps.supports(f)).collect();
     if rule.backends.len() > caps.max_backends_per_rule {
         missing.push("more backendRefs in one rule than the provider's weighted forward allows");
