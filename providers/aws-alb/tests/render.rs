@@ -145,6 +145,22 @@ fn every_resource_is_owned_and_named_within_limits() {
     }
 }
 
+/// ELBv2 and ACM refuse tag values outside `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$` (moto does not
+/// check): a rule without hostname, or with a wildcard one, must not put `*` in a tag.
+#[test]
+fn tag_values_fit_the_aws_tag_pattern() {
+    let wildcard = ROUTE.replace("hostnames: [store.example.com]", "hostnames: [\"*.example.com\"]");
+    for yaml in [format!("{BASE}{ROUTE}"), format!("{BASE}{}", ROUTE.replace("  hostnames: [store.example.com]\n", "")), format!("{BASE}{wildcard}")] {
+        for r in &render(&yaml).resources {
+            for (k, v) in &r.tags {
+                let ok = |s: &str| s.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c));
+                assert!(ok(k) && k.len() <= 128, "{}: tag key {k:?}", r.key);
+                assert!(ok(v) && v.chars().count() <= 256, "{}: tag {k}={v:?}", r.key);
+            }
+        }
+    }
+}
+
 #[test]
 fn weight_change_is_one_rule_update_and_steady_state_is_nothing() {
     let before = render(&format!("{BASE}{ROUTE}"));

@@ -1,0 +1,195 @@
+//! SDK errors -> `CloudError`. Retryable: throttling, 5xx, timeouts, dropped connections, and the
+//! "not yet" answers of dependent resources (DependencyViolation while ALB ENIs detach,
+//! ResourceInUse while a listener still holds a certificate or a rule a target group).
+//! Everything else — validation, quotas, permissions, not found — is permanent: sending the same
+//! request again cannot succeed.
+
+use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
+use cloudgate_provider::cloud::CloudError;
+
+/// How a call failed, without the SDK's types (what the classification looks at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The request could not be built (missing field, bad endpoint): a bug or bad config.
+    Construction,
+    Timeout,
+    /// Connection refused/reset, DNS failure... `user` = the request itself was unsendable.
+    Dispatch { user: bool },
+    /// An answer that could not be parsed (a proxy's HTML page, truncated body).
+    Response,
+    /// The service answered with an error code.
+    Service,
+}
+
+/// Error codes that mean "slow down" or "not now", across ELBv2, EC2 and ACM.
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequests",
+    "TooManyRequestsException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "RequestExpired",
+    "IDPCommunicationError",
+    // A dependent object still exists (ENIs of a deleted ALB hold its security group).
+    "DependencyViolation",
+    // ELBv2: target group still used by a rule; ACM: certificate still on a listener.
+    "ResourceInUse",
+    "ResourceInUseException",
+    // ELBv2 while a load balancer is still provisioning or changing.
+    "IncorrectState",
+    "IncorrectStateException",
+];
+
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequests",
+    "TooManyRequestsException",
+    "SlowDown",
+    "EC2ThrottledException",
+];
+
+/// The decision, on plain values so it is unit-testable.
+pub fn is_retryable(kind: FailureKind, code: Option<&str>, http_status: Option<u16>) -> bool {
+    match kind {
+        FailureKind::Construction => false,
+        FailureKind::Timeout => true,
+        FailureKind::Dispatch { user } => !user,
+        FailureKind::Response => true,
+        FailureKind::Service => {
+            code.is_some_and(|c| RETRYABLE_CODES.contains(&c)) || http_status.is_some_and(|s| s >= 500 || s == 429)
+        }
+    }
+}
+
+pub fn is_throttling(code: Option<&str>, http_status: Option<u16>) -> bool {
+    code.is_some_and(|c| THROTTLING_CODES.contains(&c)) || http_status == Some(429)
+}
+
+/// A failed call, classified, with the service's error code kept for call sites that treat
+/// some codes as success (NotFound on delete, Duplicate on authorize).
+#[derive(Debug)]
+pub struct CallFailure {
+    pub code: Option<String>,
+    pub throttled: bool,
+    pub error: CloudError,
+}
+
+impl CallFailure {
+    pub fn is(&self, codes: &[&str]) -> bool {
+        self.code.as_deref().is_some_and(|c| codes.contains(&c))
+    }
+}
+
+impl From<CallFailure> for CloudError {
+    fn from(f: CallFailure) -> Self {
+        f.error
+    }
+}
+
+pub fn kind_of<E, R>(err: &SdkError<E, R>) -> FailureKind {
+    match err {
+        SdkError::ConstructionFailure(_) => FailureKind::Construction,
+        SdkError::TimeoutError(_) => FailureKind::Timeout,
+        SdkError::DispatchFailure(d) => FailureKind::Dispatch { user: d.is_user() },
+        SdkError::ResponseError(_) => FailureKind::Response,
+        _ => FailureKind::Service,
+    }
+}
+
+/// Classifies an SDK error; `http_status` is read by the caller from the raw response.
+pub fn classify<E, R>(service: &'static str, operation: &str, err: &SdkError<E, R>, http_status: Option<u16>) -> CallFailure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let kind = kind_of(err);
+    let code = err.code().map(str::to_string);
+    let message = match (err.code(), err.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(err).to_string(),
+    };
+    let throttled = is_throttling(code.as_deref(), http_status);
+    let operation = operation.to_string();
+    let error = if is_retryable(kind, code.as_deref(), http_status) {
+        CloudError::Retryable { service, operation, message }
+    } else {
+        CloudError::Permanent { service, operation, message }
+    };
+    CallFailure { code, throttled, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_elasticloadbalancingv2::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_elasticloadbalancingv2::operation::delete_load_balancer::DeleteLoadBalancerError;
+
+    #[test]
+    fn plain_classification() {
+        let s = FailureKind::Service;
+        for code in ["Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "DependencyViolation", "ResourceInUse"] {
+            assert!(is_retryable(s, Some(code), Some(400)), "{code}");
+        }
+        for code in ["ValidationError", "InvalidParameterValue", "LoadBalancerNotFound", "TooManyLoadBalancers", "AccessDenied", "UnauthorizedOperation", "DuplicateLoadBalancerName", "PriorityInUse"] {
+            assert!(!is_retryable(s, Some(code), Some(400)), "{code}");
+        }
+        // 5xx and 429 are retryable whatever the code says.
+        assert!(is_retryable(s, Some("Whatever"), Some(503)));
+        assert!(is_retryable(s, None, Some(500)));
+        assert!(is_retryable(s, None, Some(429)));
+        assert!(!is_retryable(s, None, Some(404)));
+        assert!(is_retryable(FailureKind::Timeout, None, None));
+        assert!(is_retryable(FailureKind::Dispatch { user: false }, None, None));
+        assert!(!is_retryable(FailureKind::Dispatch { user: true }, None, None));
+        assert!(is_retryable(FailureKind::Response, None, Some(200)));
+        assert!(!is_retryable(FailureKind::Construction, None, None));
+        assert!(is_throttling(Some("RequestLimitExceeded"), Some(503)));
+        assert!(!is_throttling(Some("DependencyViolation"), Some(400)));
+    }
+
+    fn service(code: &str) -> SdkError<DeleteLoadBalancerError, ()> {
+        SdkError::service_error(DeleteLoadBalancerError::generic(ErrorMetadata::builder().code(code).message("m").build()), ())
+    }
+
+    #[test]
+    fn sdk_errors_map_to_cloud_errors() {
+        let f = classify("elbv2", "DeleteLoadBalancer", &service("Throttling"), Some(400));
+        assert!(f.error.is_retryable() && f.throttled && f.is(&["Throttling"]));
+        assert_eq!(f.error.to_string(), "elbv2.DeleteLoadBalancer: Throttling: m (will retry)");
+
+        let f = classify("elbv2", "DeleteLoadBalancer", &service("ValidationError"), Some(400));
+        assert!(!f.error.is_retryable() && !f.throttled);
+        let f = classify("ec2", "DeleteSecurityGroup", &service("DependencyViolation"), Some(400));
+        assert!(f.error.is_retryable() && !f.throttled);
+        let f = classify("elbv2", "DeleteLoadBalancer", &service("LoadBalancerNotFound"), Some(400));
+        assert!(!f.error.is_retryable() && f.is(&["LoadBalancerNotFound"]));
+
+        let timeout: SdkError<DeleteLoadBalancerError, ()> = SdkError::timeout_error("slow");
+        assert!(classify("elbv2", "X", &timeout, None).error.is_retryable());
+        let io: SdkError<DeleteLoadBalancerError, ()> = SdkError::dispatch_failure(ConnectorError::io("reset".into()));
+        assert!(classify("elbv2", "X", &io, None).error.is_retryable());
+        let user: SdkError<DeleteLoadBalancerError, ()> = SdkError::dispatch_failure(ConnectorError::user("bad uri".into()));
+        assert!(!classify("elbv2", "X", &user, None).error.is_retryable());
+        let build: SdkError<DeleteLoadBalancerError, ()> = SdkError::construction_failure("missing field");
+        assert!(!classify("elbv2", "X", &build, None).error.is_retryable());
+    }
+}
