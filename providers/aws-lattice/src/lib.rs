@@ -1,6 +1,15 @@
-//! AWS VPC Lattice provider, pure half: what Lattice can express ([`capabilities`]) and the
-//! plan rendered into Lattice resources ([`LatticeProvider`]'s `render`). No AWS SDK, no async
-//! runtime; observe/apply live with the SDK code.
+//! AWS VPC Lattice provider: what Lattice can express ([`capabilities`]), the plan rendered into
+//! Lattice resources ([`LatticeProvider`]'s `render`, pure), and [`LatticeCloud`], the
+//! `CloudProvider` that observes and applies them with aws-sdk-vpclattice.
+//!
+//! Module layout (the pure half never touches the SDK, so it is testable without a cloud):
+//!
+//! - [`render`], [`spec`] (pure): the mapping, and the spec structs named after the Lattice API
+//!   fields that are the one vocabulary of desired and observed specs.
+//! - [`cloud`] (I/O), laid out like the ALB provider's: `sdk` (configuration, the call wrapper
+//!   with rate limiter, tracing span, call counter and error classification, the tag cache),
+//!   `limiter`, `metrics`, `errors`, `convert` (spec <-> SDK types, pure), `priorities` (rule
+//!   priority moves in few batches, pure), `observe`, `apply`.
 //!
 //! A Gateway becomes a service network associated with the VPC; each route on it becomes a
 //! Lattice service in that network, with one listener per Gateway listener port and one rule
@@ -15,8 +24,13 @@ use cloudgate_provider::{Provider, RenderContext, RenderError, ResourceGraph, Re
 use cloudgate_translate::capabilities::{feature, Protocol};
 use cloudgate_translate::{Capabilities, LoadBalancerPlan};
 
+pub mod cloud;
 pub mod render;
 pub mod spec;
+
+pub use cloud::limiter::RateLimiter;
+pub use cloud::metrics::{CallCount, CallCounter};
+pub use cloud::{CloudOptions, LatticeCloud};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 //! route (per Gateway) ──► Service ──► ServiceNetworkServiceAssociation
 //!                           └─► Listener (per Gateway listener port the route is on)
 //!                                  └─► Rule (per plan rule, priority from plan precedence)
-//! Service port (per Gateway, per flavour) ──► TargetGroup {targets from EndpointSlices}
+//! Service port (per route service, per flavour) ──► TargetGroup {targets from EndpointSlices}
 //! ```
 //!
 //! Differences from aws-application-networking-k8s, on purpose:
@@ -18,6 +18,13 @@
 //!   path elements, a plain string prefix would also send `/foobar` to the rule;
 //! - a Service used by both gRPC and HTTP/1 routes gets one target group per protocol flavour
 //!   instead of whichever route was seen first deciding for both;
+//! - a target group serves one Lattice service only (Lattice refuses a second service with
+//!   ConflictException), so each route's service gets its own target group per backend, even
+//!   when two routes forward to the same Service port;
+//! - what Lattice cannot change in place (a service's custom domain, a listener's port and
+//!   protocol, which service or listener a child hangs off, whether a rule matches a method) is
+//!   part of the resource's identity: a change renders a new resource (the diff creates it and
+//!   deletes the old one) instead of an update the API would refuse;
 //! - what Lattice cannot express is a render error naming the object, never a silent drop.
 //!
 //! The service network is always created. Adopting an existing one (class parameters) is a
@@ -71,6 +78,22 @@ struct Renderer<'a> {
 struct RouteWork<'a> {
     key: &'a RouteKey,
     listeners: Vec<(&'a ListenerPlan, Vec<&'a PlanRule>)>,
+    /// The service's custom domain (see [`custom_domain`]).
+    domain: Option<String>,
+    /// What makes the route's Lattice service unique; every resource under it (association,
+    /// listeners, rules, target groups) extends it, so replacing the service replaces them too.
+    ident: Vec<String>,
+}
+
+impl RouteWork<'_> {
+    fn ident_with(&self, more: &[&str]) -> Vec<String> {
+        self.ident.iter().cloned().chain(more.iter().map(|s| s.to_string())).collect()
+    }
+}
+
+fn cloud_name(rules: names::NameRules, readable: &[&str], identity: &[String]) -> String {
+    let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
+    names::cloud_name(rules, NAME_PREFIX, readable, &identity)
 }
 
 /// What a target group speaks. Everything here is immutable in Lattice, so it is part of the
@@ -113,18 +136,33 @@ struct TgRef {
 
 impl<'a> Renderer<'a> {
     fn run(mut self) -> Result<ResourceGraph, RenderError> {
-        let routes = self.routes()?;
+        let mut routes = self.routes()?;
+        for route in &mut routes {
+            route.domain = custom_domain(route);
+            let key = route.key;
+            route.ident = [
+                self.ctx.cluster_id.as_str(),
+                self.gw_id.as_str(),
+                key.kind.kind(),
+                key.namespace.as_str(),
+                key.name.as_str(),
+                route.domain.as_deref().unwrap_or(""),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        }
 
         // Target groups first: rules and passthrough listeners point at them. Collected over
         // every rule so that only target groups something forwards to are created.
-        let mut tgs: BTreeMap<String, (BackendId, Flavour)> = BTreeMap::new();
+        let mut tgs: BTreeMap<String, (BackendId, Flavour, &RouteKey)> = BTreeMap::new();
         for route in &routes {
             for (listener, rules) in &route.listeners {
                 for rule in rules {
                     if let PlanAction::Forward { backends } = &rule.action {
                         for b in backends {
-                            let tg = self.target_group_ref(&b.backend, route.key.kind, listener)?;
-                            tgs.insert(tg.name, (tg.backend, tg.flavour));
+                            let tg = self.target_group_ref(&b.backend, route, listener)?;
+                            tgs.insert(tg.name, (tg.backend, tg.flavour, route.key));
                         }
                     }
                 }
@@ -136,8 +174,8 @@ impl<'a> Renderer<'a> {
         let sn = self.graph.push(DesiredResource::new(
             kind::SERVICE_NETWORK,
             sn_name.clone(),
-            self.tags("service-network", None),
-            ServiceNetworkSpec { name: sn_name.clone(), auth_type: AUTH_TYPE_NONE },
+            self.tags("service-network", None, &sn_name),
+            ServiceNetworkSpec { name: sn_name.clone(), auth_type: AUTH_TYPE_NONE.into() },
         ));
         let vpc_assoc_name = names::cloud_name(
             LATTICE,
@@ -148,8 +186,8 @@ impl<'a> Renderer<'a> {
         self.graph.push(
             DesiredResource::new(
                 kind::SERVICE_NETWORK_VPC_ASSOCIATION,
-                vpc_assoc_name,
-                self.tags("service-network-vpc-association", None),
+                vpc_assoc_name.clone(),
+                self.tags("service-network-vpc-association", None, &vpc_assoc_name),
                 ServiceNetworkVpcAssociationSpec {
                     service_network_identifier: sn_name.clone(),
                     vpc_identifier: self.ctx.network.clone(),
@@ -158,15 +196,15 @@ impl<'a> Renderer<'a> {
             .depends_on([sn.clone()]),
         );
 
-        for (name, (backend, flavour)) in &tgs {
-            self.push_target_group(name, backend, *flavour)?;
+        for (name, (backend, flavour, route)) in &tgs {
+            self.push_target_group(name, backend, *flavour, route)?;
         }
 
         // A custom domain can serve one Lattice service only; two routes of this Gateway
         // claiming the same one would make the second service unreachable under it.
         let mut domains: BTreeMap<String, &RouteKey> = BTreeMap::new();
         for route in &routes {
-            let Some(d) = custom_domain(route) else { continue };
+            let Some(d) = route.domain.clone() else { continue };
             if let Some(other) = domains.insert(d.clone(), route.key) {
                 return Err(unrenderable(format!(
                     "{other} and {} both use hostname {d}; a Lattice service (one per route) owns its custom domain name alone",
@@ -192,7 +230,7 @@ impl<'a> Renderer<'a> {
                 let pos = match out.iter().position(|w| w.key == key) {
                     Some(p) => p,
                     None => {
-                        out.push(RouteWork { key, listeners: Vec::new() });
+                        out.push(RouteWork { key, listeners: Vec::new(), domain: None, ident: Vec::new() });
                         out.len() - 1
                     }
                 };
@@ -219,11 +257,14 @@ impl<'a> Renderer<'a> {
         Ok(out)
     }
 
-    fn tags(&self, role: &str, route: Option<&RouteKey>) -> BTreeMap<String, String> {
+    /// Ownership tags plus the key name: associations have no name of their own in Lattice,
+    /// so observe reads their key back from [`tags::NAME`] (every resource carries it, as on ALB).
+    fn tags(&self, role: &str, route: Option<&RouteKey>, name: &str) -> BTreeMap<String, String> {
         let mut t = tags::ownership(&self.ctx.cluster_id, &self.plan.gateway, role, &self.ctx.default_tags);
         if let Some(r) = route {
             t.insert(tags::ROUTE.into(), route_tag(r));
         }
+        t.insert(tags::NAME.into(), name.into());
         t
     }
 
@@ -231,21 +272,22 @@ impl<'a> Renderer<'a> {
         self.plan.backends.get(id).ok_or_else(|| unrenderable(format!("backend {id} is used by a rule but missing from the plan")))
     }
 
-    fn target_group_ref(&self, id: &BackendId, route_kind: RouteKind, listener: &ListenerPlan) -> Result<TgRef, RenderError> {
+    /// The target group `route`'s service forwards to for backend `id`. One per (route service,
+    /// backend, flavour): Lattice lets a target group serve a single service.
+    fn target_group_ref(&self, id: &BackendId, route: &RouteWork<'_>, listener: &ListenerPlan) -> Result<TgRef, RenderError> {
         let backend = self.backend(id)?;
-        let flavour = flavour(backend, route_kind, is_passthrough(listener));
+        let flavour = flavour(backend, route.key.kind, is_passthrough(listener));
         let label = flavour.label();
         let port = backend.port.to_string();
-        let name = names::cloud_name(
+        let name = cloud_name(
             LATTICE_TG,
-            NAME_PREFIX,
-            &[&backend.service.namespace, &backend.service.name, &port, &label],
-            &[&self.ctx.cluster_id, &self.gw_id, &id.0, &label, &self.ctx.network],
+            &[&route.key.name, &backend.service.namespace, &backend.service.name, &port, &label],
+            &route.ident_with(&["target-group", &id.0, &label, &self.ctx.network]),
         );
         Ok(TgRef { name, backend: id.clone(), flavour })
     }
 
-    fn push_target_group(&mut self, name: &str, id: &BackendId, flavour: Flavour) -> Result<(), RenderError> {
+    fn push_target_group(&mut self, name: &str, id: &BackendId, flavour: Flavour, route: &RouteKey) -> Result<(), RenderError> {
         let backend = self.backend(id)?;
         let mut targets: Vec<Target> = backend
             .endpoints
@@ -257,7 +299,7 @@ impl<'a> Renderer<'a> {
         targets.dedup();
         let spec = TargetGroupSpec {
             name: name.to_string(),
-            type_: "IP",
+            type_: "IP".into(),
             config: TargetGroupConfig {
                 // The Service port, not an endpoint port: config is immutable and endpoints come
                 // and go; every target is registered with its own port anyway.
@@ -270,56 +312,58 @@ impl<'a> Renderer<'a> {
             },
             targets,
         };
-        self.graph.push(DesiredResource::new(kind::TARGET_GROUP, name, self.tags(&format!("target-group/{id}"), None), spec));
+        self.graph.push(DesiredResource::new(kind::TARGET_GROUP, name, self.tags(&format!("target-group/{id}"), Some(route), name), spec));
         Ok(())
     }
 
     fn push_route(&mut self, route: &RouteWork<'a>, sn: &ResourceKey) -> Result<(), RenderError> {
         let key = route.key;
-        let kind_ = key.kind.kind();
-        let ctx = self.ctx;
-        let gw_id = self.gw_id.clone();
-        let ident_base = [ctx.cluster_id.as_str(), gw_id.as_str(), kind_, key.namespace.as_str(), key.name.as_str()];
 
-        let svc_name = names::cloud_name(LATTICE, NAME_PREFIX, &[&key.namespace, &key.name], &ident_base);
-        let domain = custom_domain(route);
+        let svc_name = cloud_name(LATTICE, &[&key.namespace, &key.name], &route.ident);
+        let domain = route.domain.clone();
         let svc = self.graph.push(DesiredResource::new(
             kind::SERVICE,
             svc_name.clone(),
-            self.tags("service", Some(key)),
-            ServiceSpec { name: svc_name.clone(), custom_domain_name: domain.clone(), auth_type: AUTH_TYPE_NONE },
+            self.tags("service", Some(key), &svc_name),
+            ServiceSpec { name: svc_name.clone(), custom_domain_name: domain.clone(), auth_type: AUTH_TYPE_NONE.into() },
         ));
 
-        let assoc_name = names::cloud_name(LATTICE, NAME_PREFIX, &[&key.namespace, &key.name], &[&ident_base[..], &["service-association"]].concat());
+        let assoc_name = cloud_name(LATTICE, &[&key.namespace, &key.name], &route.ident_with(&["service-association", &sn.name]));
         self.graph.push(
             DesiredResource::new(
                 kind::SERVICE_NETWORK_SERVICE_ASSOCIATION,
-                assoc_name,
-                self.tags("service-network-service-association", Some(key)),
+                assoc_name.clone(),
+                self.tags("service-network-service-association", Some(key), &assoc_name),
                 ServiceNetworkServiceAssociationSpec { service_identifier: svc_name.clone(), service_network_identifier: sn.name.clone() },
             )
             .depends_on([sn.clone(), svc.clone()]),
         );
 
         for (listener, rules) in &route.listeners {
-            let listener_name =
-                names::cloud_name(LATTICE, NAME_PREFIX, &[&listener.name, &key.name], &[&ident_base[..], &["listener", &listener.name]].concat());
-            if is_passthrough(listener) {
+            let passthrough = is_passthrough(listener);
+            let protocol = if passthrough {
+                ListenerProtocol::TlsPassthrough
+            } else {
+                match (&listener.protocol, listener.tls.as_ref().map(|t| t.mode)) {
+                    (Protocol::Http, _) => ListenerProtocol::Http,
+                    (Protocol::Https, Some(TlsMode::Terminate) | None) => ListenerProtocol::Https,
+                    (p, mode) => {
+                        return Err(unrenderable(format!("listener {}: {} with TLS mode {mode:?} is not available in Lattice", listener.name, p.as_str())));
+                    }
+                }
+            };
+            // Port and protocol cannot be updated on a Lattice listener: they are identity.
+            let listener_ident = route.ident_with(&["listener", &listener.name, &listener.port.to_string(), protocol.as_str()]);
+            let listener_name = cloud_name(LATTICE, &[&listener.name, &key.name], &listener_ident);
+            if passthrough {
                 self.push_passthrough_listener(route, listener, rules, &listener_name, &svc, domain.as_deref())?;
                 continue;
             }
-            let protocol = match (&listener.protocol, listener.tls.as_ref().map(|t| t.mode)) {
-                (Protocol::Http, _) => ListenerProtocol::Http,
-                (Protocol::Https, Some(TlsMode::Terminate) | None) => ListenerProtocol::Https,
-                (p, mode) => {
-                    return Err(unrenderable(format!("listener {}: {} with TLS mode {mode:?} is not available in Lattice", listener.name, p.as_str())));
-                }
-            };
             let listener_key = self.graph.push(
                 DesiredResource::new(
                     kind::LISTENER,
                     listener_name.clone(),
-                    self.tags(&format!("listener/{}", listener.name), Some(key)),
+                    self.tags(&format!("listener/{}", listener.name), Some(key), &listener_name),
                     ListenerSpec {
                         name: listener_name.clone(),
                         service_identifier: svc_name.clone(),
@@ -334,7 +378,7 @@ impl<'a> Renderer<'a> {
 
             let mut priority = 0u32;
             for rule in rules {
-                let action = self.rule_action(rule, key.kind, listener)?;
+                let action = self.rule_action(rule, route, listener)?;
                 let tg_keys: Vec<ResourceKey> = match &action {
                     RuleAction::Forward(f) => f
                         .target_groups
@@ -359,17 +403,21 @@ impl<'a> Renderer<'a> {
                     }
                     // Identity leaves out the priority: when precedence shifts, the same rule
                     // is updated in place (UpdateRule) rather than deleted and recreated.
-                    let rule_name = names::cloud_name(
-                        LATTICE,
-                        NAME_PREFIX,
-                        &[&key.name, &label],
-                        &[&ident_base[..], &["rule", &listener.name, &rule_id, &match_id, part]].concat(),
-                    );
+                    // Whether a method is matched is identity too: the diff reads a field the
+                    // desired spec leaves out as "don't care", so dropping the method from a
+                    // match could not be seen as an update.
+                    let method = if http_match.method.is_some() { "method" } else { "any-method" };
+                    let rule_ident: Vec<String> = listener_ident
+                        .iter()
+                        .cloned()
+                        .chain(["rule", &rule_id, &match_id, part, method].map(String::from))
+                        .collect();
+                    let rule_name = cloud_name(LATTICE, &[&key.name, &label], &rule_ident);
                     self.graph.push(
                         DesiredResource::new(
                             kind::RULE,
                             rule_name.clone(),
-                            self.tags(&format!("rule/{}", listener.name), Some(key)),
+                            self.tags(&format!("rule/{}", listener.name), Some(key), &rule_name),
                             RuleSpec {
                                 name: rule_name,
                                 service_identifier: svc_name.clone(),
@@ -419,7 +467,7 @@ impl<'a> Renderer<'a> {
             )));
         }
         let action = match &rule.action {
-            PlanAction::Forward { .. } => self.rule_action(rule, key.kind, listener)?,
+            PlanAction::Forward { .. } => self.rule_action(rule, route, listener)?,
             // No valid backend. Lattice cannot answer a TLS connection with a status code;
             // leaving the listener out refuses the connection, which is what the spec asks
             // for a route whose backends are all invalid.
@@ -438,7 +486,7 @@ impl<'a> Renderer<'a> {
             DesiredResource::new(
                 kind::LISTENER,
                 listener_name,
-                self.tags(&format!("listener/{}", listener.name), Some(key)),
+                self.tags(&format!("listener/{}", listener.name), Some(key), listener_name),
                 ListenerSpec {
                     name: listener_name.to_string(),
                     service_identifier: svc.name.clone(),
@@ -453,7 +501,7 @@ impl<'a> Renderer<'a> {
         Ok(())
     }
 
-    fn rule_action(&self, rule: &PlanRule, route_kind: RouteKind, listener: &ListenerPlan) -> Result<RuleAction, RenderError> {
+    fn rule_action(&self, rule: &PlanRule, route: &RouteWork<'_>, listener: &ListenerPlan) -> Result<RuleAction, RenderError> {
         let key = &rule.route;
         // Translation drops rules needing features Lattice lacks; anything left over here means
         // the plan and the capabilities disagree, which must fail loudly, not render wrong.
@@ -472,7 +520,7 @@ impl<'a> Renderer<'a> {
                 // wants each target group once per action, so their weights are added up first.
                 let mut merged: Vec<(String, u32)> = Vec::new();
                 for b in backends {
-                    let tg = self.target_group_ref(&b.backend, route_kind, listener)?;
+                    let tg = self.target_group_ref(&b.backend, route, listener)?;
                     match merged.iter_mut().find(|(n, _)| *n == tg.name) {
                         Some((_, w)) => *w = w.saturating_add(b.weight),
                         None => merged.push((tg.name, b.weight)),

@@ -7,42 +7,42 @@
 //! ARNs; apply resolves names to ids before calling the API, and observe maps ids back to names.
 //! Optional fields are omitted when unset, which the diff reads as "don't care".
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Lattice IAM auth is off: access control is out of scope for now (no policy resources).
 pub const AUTH_TYPE_NONE: &str = "NONE";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceNetworkSpec {
     pub name: String,
-    pub auth_type: &'static str,
+    pub auth_type: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceNetworkVpcAssociationSpec {
     pub service_network_identifier: String,
     pub vpc_identifier: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_domain_name: Option<String>,
-    pub auth_type: &'static str,
+    pub auth_type: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceNetworkServiceAssociationSpec {
     pub service_identifier: String,
     pub service_network_identifier: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ListenerProtocol {
     #[serde(rename = "HTTP")]
     Http,
@@ -52,7 +52,17 @@ pub enum ListenerProtocol {
     TlsPassthrough,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+impl ListenerProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerProtocol::Http => "HTTP",
+            ListenerProtocol::Https => "HTTPS",
+            ListenerProtocol::TlsPassthrough => "TLS_PASSTHROUGH",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerSpec {
     pub name: String,
@@ -62,7 +72,7 @@ pub struct ListenerSpec {
     pub default_action: RuleAction,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleSpec {
     pub name: String,
@@ -75,24 +85,26 @@ pub struct RuleSpec {
     pub action: RuleAction,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleMatch {
     pub http_match: HttpMatch,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpMatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_match: Option<PathMatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Always written, also when empty: the diff compares arrays exactly, so a removed header
+    /// match shows as a change (an omitted field would read as "don't care").
+    #[serde(default)]
     pub header_matches: Vec<HeaderMatch>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PathMatch {
     #[serde(rename = "match")]
@@ -101,14 +113,14 @@ pub struct PathMatch {
 }
 
 /// A Lattice union: exactly one member is set (`{"exact": "/a"}` or `{"prefix": "/a/"}`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PathMatchType {
     Exact(String),
     Prefix(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderMatch {
     pub name: String,
@@ -119,27 +131,27 @@ pub struct HeaderMatch {
 
 /// Lattice also has `prefix` and `contains`; Gateway API header matches are `Exact` or
 /// `RegularExpression` only, and regex is not claimed, so `exact` is all render ever emits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum HeaderMatchType {
     Exact(String),
 }
 
 /// A Lattice union: `{"forward": {...}}` or `{"fixedResponse": {...}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RuleAction {
     Forward(ForwardAction),
     FixedResponse(FixedResponseAction),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ForwardAction {
     pub target_groups: Vec<WeightedTargetGroup>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WeightedTargetGroup {
     pub target_group_identifier: String,
@@ -147,13 +159,13 @@ pub struct WeightedTargetGroup {
     pub weight: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FixedResponseAction {
     pub status_code: u16,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TargetGroupProtocol {
     #[serde(rename = "HTTP")]
     Http,
@@ -164,7 +176,7 @@ pub enum TargetGroupProtocol {
     Tcp,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ProtocolVersion {
     #[serde(rename = "HTTP1")]
     Http1,
@@ -174,7 +186,7 @@ pub enum ProtocolVersion {
     Grpc,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum IpAddressType {
     #[serde(rename = "IPV4")]
     Ipv4,
@@ -182,13 +194,13 @@ pub enum IpAddressType {
     Ipv6,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetGroupSpec {
     pub name: String,
     /// Always `IP`: targets are pod IPs from EndpointSlices.
     #[serde(rename = "type")]
-    pub type_: &'static str,
+    pub type_: String,
     pub config: TargetGroupConfig,
     /// Registered targets, sorted. Not a CreateTargetGroup field: apply registers and
     /// deregisters the difference with RegisterTargets/DeregisterTargets.
@@ -198,7 +210,7 @@ pub struct TargetGroupSpec {
 /// Everything here except `healthCheck` is immutable in Lattice; render keeps it stable (the
 /// Service port, not endpoint ports) and puts the rest in the target group's name, so a change
 /// yields a new target group rather than an impossible update.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetGroupConfig {
     pub port: i32,
@@ -211,7 +223,7 @@ pub struct TargetGroupConfig {
     pub health_check: HealthCheckConfig,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckConfig {
     pub enabled: bool,
@@ -233,13 +245,13 @@ pub struct HealthCheckConfig {
     pub matcher: Option<Matcher>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Matcher {
     pub http_code: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Target {
     pub id: String,
     pub port: i32,

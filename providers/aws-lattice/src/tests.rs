@@ -65,9 +65,10 @@ fn one<'g>(g: &'g ResourceGraph, k: &str) -> &'g DesiredResource {
     v[0]
 }
 
-/// The target group whose spec forwards to Service `svc`.
+/// The target group for Service `svc` port 80 (the graph must have exactly one).
 fn tg_named_for<'g>(g: &'g ResourceGraph, svc: &str) -> &'g DesiredResource {
-    let v: Vec<_> = of_kind(g, kind::TARGET_GROUP).into_iter().filter(|r| r.key.name.starts_with(&format!("cg-apps-{svc}-"))).collect();
+    let role = format!("target-group/apps/{svc}:80");
+    let v: Vec<_> = of_kind(g, kind::TARGET_GROUP).into_iter().filter(|r| r.tags[tags::RESOURCE] == role).collect();
     assert_eq!(v.len(), 1, "target groups for {svc}: {v:?}");
     v[0]
 }
@@ -80,6 +81,7 @@ fn assert_well_formed(g: &ResourceGraph) {
             assert!(pos < i, "{} comes before its dependency {d}", r.key);
         }
         assert!(tags::owned_by(&r.tags, "c1"), "{} lacks ownership tags", r.key);
+        assert_eq!(r.tags[tags::NAME], r.key.name, "observe reads the key back from the name tag");
         assert_eq!(r.tags[tags::GATEWAY], "apps/gw");
         assert_eq!(r.tags["team"], "platform");
         assert!(KIND_ORDER.contains(&r.key.kind.as_str()));
@@ -214,7 +216,7 @@ fn header_canary_listed_after_catch_all_gets_the_first_priority() {
     assert_eq!(weights_of(canary, &g), vec![("web-v2".into(), 90), ("web-v1".into(), 10)]);
 
     assert_eq!(catch_all.spec["priority"], 2);
-    assert_eq!(catch_all.spec["match"], json!({"httpMatch": {"pathMatch": {"match": {"prefix": "/"}, "caseSensitive": true}}}));
+    assert_eq!(catch_all.spec["match"], json!({"httpMatch": {"pathMatch": {"match": {"prefix": "/"}, "caseSensitive": true}, "headerMatches": []}}));
     assert_eq!(weights_of(catch_all, &g), vec![("web-v1".into(), 90), ("web-v2".into(), 10)]);
 
     // Rules hang off the one listener of the route's service and depend on both target groups.
@@ -249,7 +251,8 @@ fn header_canary_listed_after_catch_all_gets_the_first_priority() {
     assert_eq!(v1.spec["config"]["vpcIdentifier"], "vpc-0abc");
     assert_eq!(v1.spec["config"]["healthCheck"]["enabled"], true);
     assert_eq!(v1.tags[tags::RESOURCE], "target-group/apps/web-v1:80");
-    assert!(!v1.tags.contains_key(tags::ROUTE), "target groups are shared by routes");
+    assert_eq!(v1.tags[tags::ROUTE], "HTTPRoute/apps/web", "a target group belongs to one route's service");
+    assert!(v1.key.name.starts_with("cg-web-apps-web-v1-80-http-http1-"), "{}", v1.key.name);
     assert_eq!(tg_named_for(&g, "web-v2").spec["targets"], json!([{"id": "10.0.1.5", "port": 8080}]));
 
     // Network: service network, VPC association, service association.
@@ -297,9 +300,9 @@ spec:
     assert_eq!(
         got,
         vec![
-            (1, json!({"pathMatch": {"match": {"exact": "/api/health"}, "caseSensitive": true}, "method": "GET"})),
-            (2, json!({"pathMatch": {"match": {"exact": "/api"}, "caseSensitive": true}})),
-            (3, json!({"pathMatch": {"match": {"prefix": "/api/"}, "caseSensitive": true}})),
+            (1, json!({"pathMatch": {"match": {"exact": "/api/health"}, "caseSensitive": true}, "method": "GET", "headerMatches": []})),
+            (2, json!({"pathMatch": {"match": {"exact": "/api"}, "caseSensitive": true}, "headerMatches": []})),
+            (3, json!({"pathMatch": {"match": {"prefix": "/api/"}, "caseSensitive": true}, "headerMatches": []})),
         ]
     );
     // The two halves of one prefix are distinct rules with stable names.
@@ -388,7 +391,7 @@ spec:
     let (sa, sb) = (one(&a, kind::SERVICE), one(&b, kind::SERVICE));
     assert_ne!(sa.key.name, sb.key.name);
     assert_ne!(one(&a, kind::SERVICE_NETWORK).key.name, one(&b, kind::SERVICE_NETWORK).key.name);
-    assert_ne!(one(&a, kind::TARGET_GROUP).key.name, one(&b, kind::TARGET_GROUP).key.name, "one target group per backend per Gateway");
+    assert_ne!(one(&a, kind::TARGET_GROUP).key.name, one(&b, kind::TARGET_GROUP).key.name, "one target group per route service and backend");
     assert_eq!(sb.tags[tags::GATEWAY], "apps/gw2");
 }
 
@@ -443,7 +446,7 @@ endpoints:
     assert_eq!(rule.spec["priority"], 1);
     assert_eq!(
         rule.spec["match"],
-        json!({"httpMatch": {"pathMatch": {"match": {"exact": "/helloworld.Greeter/SayHello"}, "caseSensitive": true}}})
+        json!({"httpMatch": {"pathMatch": {"match": {"exact": "/helloworld.Greeter/SayHello"}, "caseSensitive": true}, "headerMatches": []}})
     );
     assert_eq!(rule.spec["action"], json!({"forward": {"targetGroups": [{"targetGroupIdentifier": tg.key.name, "weight": 1}]}}));
     assert_eq!(rule.tags[tags::ROUTE], "GRPCRoute/apps/greeter");
@@ -670,4 +673,96 @@ spec:
     );
     let RenderError::Unrenderable { message, .. } = render(&world(&docs), "apps", "gw").unwrap_err();
     assert!(message.contains("HTTPRoute apps/a") && message.contains("HTTPRoute apps/b") && message.contains("shop.example.com"), "{message}");
+}
+
+/// Lattice lets a target group serve one service only, so two routes (two services) forwarding
+/// to the same Service port get a target group each, with the same targets.
+#[test]
+fn two_routes_sharing_a_service_get_a_target_group_each() {
+    let docs = format!(
+        r#"{HTTP_GATEWAY}---{WEB_BACKENDS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: shop, namespace: apps}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: web-v1, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: cart, namespace: apps}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{matches: [{{path: {{type: PathPrefix, value: /cart}}}}], backendRefs: [{{name: web-v1, port: 80}}]}}]
+"#
+    );
+    let g = render(&world(&docs), "apps", "gw").unwrap();
+    assert_well_formed(&g);
+    let services = of_kind(&g, kind::SERVICE);
+    assert_eq!(services.len(), 2);
+    let tgs = of_kind(&g, kind::TARGET_GROUP);
+    assert_eq!(tgs.len(), 2, "one per route service: {:?}", tgs.iter().map(|t| &t.key.name).collect::<Vec<_>>());
+    assert_ne!(tgs[0].key.name, tgs[1].key.name);
+    for tg in &tgs {
+        assert_eq!(tg.tags[tags::RESOURCE], "target-group/apps/web-v1:80");
+        assert_eq!(tg.spec["targets"], json!([{"id": "10.0.0.11", "port": 8080}, {"id": "10.0.0.12", "port": 8080}]));
+    }
+    // Each service's rules forward only to that service's own target group.
+    for svc in &services {
+        let route = &svc.tags[tags::ROUTE];
+        let own: Vec<&str> = tgs.iter().filter(|t| &t.tags[tags::ROUTE] == route).map(|t| t.key.name.as_str()).collect();
+        assert_eq!(own.len(), 1, "{route}");
+        let rules: Vec<_> = of_kind(&g, kind::RULE).into_iter().filter(|r| r.spec["serviceIdentifier"] == svc.key.name.as_str()).collect();
+        assert!(!rules.is_empty());
+        for r in rules {
+            for t in r.spec["action"]["forward"]["targetGroups"].as_array().unwrap() {
+                assert_eq!(t["targetGroupIdentifier"], own[0], "{route} forwards to another service's target group");
+            }
+        }
+    }
+}
+
+/// What Lattice cannot update in place is identity: changing it renders new names (the diff
+/// then creates the replacement and deletes the old resource) instead of an impossible update.
+#[test]
+fn immutable_fields_are_part_of_the_names() {
+    let with_host = |host: &str, port: u16, method: Option<&str>| {
+        let gw = HTTP_GATEWAY.replace("port: 80", &format!("port: {port}"));
+        let m = method.map(|m| format!(", method: {m}")).unwrap_or_default();
+        let route = format!(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: apps}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [{host}]
+  rules: [{{matches: [{{path: {{type: Exact, value: /a}}{m}}}], backendRefs: [{{name: web-v1, port: 80}}]}}]
+"#
+        );
+        render(&world(&format!("{gw}---{WEB_BACKENDS}---{route}")), "apps", "gw").unwrap()
+    };
+    let name = |g: &ResourceGraph, k: &str| one(g, k).key.name.clone();
+    let base = with_host("a.example.com", 80, None);
+    assert_eq!(one(&base, kind::SERVICE).spec["customDomainName"], "a.example.com");
+
+    // A new custom domain: a new service and everything under it; the network stays.
+    let other = with_host("b.example.com", 80, None);
+    for k in [kind::SERVICE, kind::SERVICE_NETWORK_SERVICE_ASSOCIATION, kind::LISTENER, kind::RULE, kind::TARGET_GROUP] {
+        assert_ne!(name(&base, k), name(&other, k), "{k}");
+    }
+    assert_eq!(name(&base, kind::SERVICE_NETWORK), name(&other, kind::SERVICE_NETWORK));
+
+    // A new listener port: same service, new listener and rules.
+    let moved = with_host("a.example.com", 8080, None);
+    assert_eq!(name(&base, kind::SERVICE), name(&moved, kind::SERVICE));
+    assert_ne!(name(&base, kind::LISTENER), name(&moved, kind::LISTENER));
+    assert_ne!(name(&base, kind::RULE), name(&moved, kind::RULE));
+
+    // Matching a method: a new rule. Changing which method: the same rule, updated.
+    let get = with_host("a.example.com", 80, Some("GET"));
+    let post = with_host("a.example.com", 80, Some("POST"));
+    assert_ne!(name(&base, kind::RULE), name(&get, kind::RULE));
+    assert_eq!(name(&get, kind::RULE), name(&post, kind::RULE));
+    assert_eq!(name(&base, kind::LISTENER), name(&get, kind::LISTENER));
 }
