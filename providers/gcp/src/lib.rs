@@ -11,10 +11,11 @@
 //! usual "one HTTPS listener per host on 443"), so their rules share the port's URL map (host
 //! rules keep them apart) and their certificates share its proxy (picked by SNI).
 //!
-//! This crate is the pure half: capabilities and render. Observe/apply against the Compute
-//! API live elsewhere; [`labels::observed_tags`] is the pure piece observe needs.
+//! Two halves: capabilities and render are pure ([`GcpProvider`]); observe and apply against
+//! the Compute REST API are [`cloud::GcpCloud`], which wraps the pure half.
 #![forbid(unsafe_code)]
 
+pub mod cloud;
 pub mod labels;
 mod render;
 pub mod spec;
@@ -24,6 +25,9 @@ use cloudgate_provider::{Provider, RenderContext, RenderError};
 use cloudgate_translate::capabilities::{feature, Capabilities, Protocol};
 use cloudgate_translate::plan::LoadBalancerPlan;
 
+pub use cloud::limiter::RateLimiter;
+pub use cloud::metrics::{CallCount, CallCounter};
+pub use cloud::{GcpCloud, GcpConfig, InstanceLookup};
 pub use labels::labels_from_tags;
 
 pub const PROVIDER: &str = "gcp";
@@ -191,6 +195,19 @@ impl GcpProvider {
     pub fn flavour(&self) -> Flavour {
         self.flavour
     }
+
+    /// The flavour a context asks for (`RenderContext::scheme`), or the provider's own.
+    pub fn flavour_for(&self, ctx: &RenderContext) -> Result<Flavour, RenderError> {
+        if ctx.scheme.is_empty() {
+            return Ok(self.flavour);
+        }
+        Flavour::parse(&ctx.scheme).ok_or_else(|| {
+            unrenderable(format!(
+                "unknown scheme {:?}; expected global-external-managed, regional-external-managed or regional-internal-managed",
+                ctx.scheme
+            ))
+        })
+    }
 }
 
 impl Default for GcpProvider {
@@ -209,17 +226,7 @@ impl Provider for GcpProvider {
     }
 
     fn render(&self, plan: &LoadBalancerPlan, ctx: &RenderContext) -> Result<cloudgate_provider::ResourceGraph, RenderError> {
-        let flavour = if ctx.scheme.is_empty() {
-            self.flavour
-        } else {
-            Flavour::parse(&ctx.scheme).ok_or_else(|| {
-                unrenderable(format!(
-                    "unknown scheme {:?}; expected global-external-managed, regional-external-managed or regional-internal-managed",
-                    ctx.scheme
-                ))
-            })?
-        };
-        render::render(plan, ctx, flavour)
+        render::render(plan, ctx, self.flavour_for(ctx)?)
     }
 }
 

@@ -156,6 +156,10 @@ class Discovery:
                 )
         out = {}
         for name, values in query.items():
+            if name.startswith("$"):
+                # System parameters ($alt, $apiVersion, $fields ...) are accepted by every Google
+                # API outside the method's own parameters; google-cloud-rust sends them on every call.
+                continue
             spec = meth.parameters.get(name) or self.global_params.get(name)
             if spec is None and meth.name in ("list", "aggregatedList", "listNetworkEndpoints"):
                 spec = LEGACY_QUERY_PARAMS.get(name)

@@ -212,7 +212,9 @@ class Ctx:
 
 def _b64hash(*parts) -> str:
     h = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).digest()[:8]
-    return base64.b64encode(h).decode()
+    # Discovery-based APIs encode bytes fields in the URL-safe alphabet (real fingerprints look
+    # like "--KE24GB4T0="); strict clients (google-cloud-rust) reject "+" and "/".
+    return base64.urlsafe_b64encode(h).decode()
 
 
 def same_bytes(a, b) -> bool:

@@ -1,0 +1,73 @@
+//! Cloud calls counted by service, operation and outcome, for the controller's metrics (a
+//! counter family like `cloudgate_cloud_calls_total{service,operation,outcome}`), with the same
+//! labels and outcomes as the ALB provider's counter. For Compute, `service` is `compute` and
+//! `operation` the discovery method id without its prefix (`urlMaps.update`,
+//! `zoneOperations.get`), the names the GCE fake's call log uses. One logical call counts once,
+//! whatever the client library retried underneath.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+pub const OUTCOME_OK: &str = "ok";
+/// Failed with a throttling error (429, rateLimitExceeded), after the library's own retries.
+pub const OUTCOME_THROTTLED: &str = "throttled";
+/// Failed with another retryable error (5xx, timeout, resourceNotReady, resource still in use...).
+pub const OUTCOME_RETRYABLE: &str = "retryable";
+/// Failed permanently (validation, permission, not found, quota...). Not-found on delete lands
+/// here too: the call site treats it as done, but the cloud did answer with an error.
+pub const OUTCOME_ERROR: &str = "error";
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct CallCount {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub outcome: &'static str,
+    pub count: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct CallCounter {
+    counts: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+}
+
+impl CallCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn record(&self, service: &'static str, operation: &'static str, outcome: &'static str) {
+        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((service, operation, outcome)).or_default() += 1;
+    }
+
+    /// Every non-zero counter, sorted by service, operation, outcome. Counters only grow.
+    pub fn snapshot(&self) -> Vec<CallCount> {
+        let m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(&(service, operation, outcome), &count)| CallCount { service, operation, outcome, count }).collect()
+    }
+
+    /// Sum over outcomes and operations matching `pred` (tests, summaries).
+    pub fn total(&self, pred: impl Fn(&CallCount) -> bool) -> u64 {
+        self.snapshot().iter().filter(|c| pred(c)).map(|c| c.count).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_label() {
+        let c = CallCounter::new();
+        c.record("compute", "urlMaps.update", OUTCOME_OK);
+        c.record("compute", "urlMaps.update", OUTCOME_OK);
+        c.record("compute", "backendServices.delete", OUTCOME_RETRYABLE);
+        let s = c.snapshot();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0], CallCount { service: "compute", operation: "backendServices.delete", outcome: "retryable", count: 1 });
+        assert_eq!(s[1].count, 2);
+        assert_eq!(c.total(|x| x.operation == "urlMaps.update"), 2);
+    }
+}
