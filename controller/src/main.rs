@@ -2,6 +2,8 @@
 //!
 //! - `cloudgate plan -f DIR`: translate + render manifests with no cluster and no cloud, and
 //!   print the cloud resources and the status every object would get.
+//! - `cloudgate controller`: the controller: watches Gateway API objects, provisions the cloud
+//!   load balancers and writes status (see `controller.rs`).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -9,10 +11,22 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod config;
+mod controller;
+mod discovery;
+mod errors;
 mod features;
+mod index;
+mod leader;
 mod manifests;
+mod metrics;
+mod ops_server;
 mod plan_command;
 mod providers;
+mod queue;
+mod reconcile;
+mod status_writer;
+mod watches;
 
 /// The controllerName cloudgate answers to unless told otherwise.
 pub const DEFAULT_CONTROLLER_NAME: &str = "cloudgate.io/gateway-controller";
@@ -30,6 +44,10 @@ enum Command {
     Plan(PlanArgs),
     /// Print which Gateway API features each provider implements (Markdown table).
     Features,
+    /// Print cloudgate's own CRDs (class parameters and policies) as YAML, as committed in crds/.
+    Crds,
+    /// Run the controller: watch Gateway API objects, provision cloud load balancers, write status.
+    Controller(Box<config::ControllerArgs>),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,9 +105,38 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Crds => {
+            // Each file starts with its own `---`, so plain concatenation is a valid stream.
+            for (_, yaml) in cloudgate_crds::crd_yamls() {
+                print!("{yaml}");
+            }
+            ExitCode::SUCCESS
+        }
         Command::Features => {
             print!("{}", features::matrix_markdown());
             ExitCode::SUCCESS
+        }
+        Command::Controller(args) => {
+            if let Err(e) = args.validate() {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            controller::init_logging(args.log_format);
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(controller::run(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "controller failed");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

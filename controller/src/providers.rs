@@ -12,3 +12,45 @@ pub fn by_name(name: &str) -> Option<Box<dyn Provider>> {
         _ => None,
     }
 }
+
+/// A provider the controller can drive: render plus cloud I/O, with what the generic loop needs
+/// to know about it.
+pub struct CloudBackend {
+    pub provider: std::sync::Arc<dyn cloudgate_provider::cloud::CloudProvider>,
+    /// Resource kinds parents-first, for `diff`.
+    pub kind_order: &'static [&'static str],
+    /// The region actually used (flag, or the SDK's default chain).
+    pub region: String,
+    /// Reads the provider's cloud call counter, for /metrics.
+    pub calls: Option<Box<dyn Fn() -> crate::metrics::CallSnapshot + Send + Sync>>,
+}
+
+/// Builds the cloud half of `name`. Only providers with observe/apply are accepted; the others
+/// exist for `cloudgate plan` only (checked by `ControllerArgs::validate` first).
+pub async fn cloud_by_name(name: &str, region: Option<&str>) -> Result<CloudBackend, crate::config::ConfigError> {
+    match name {
+        "aws-alb" => {
+            let opts = cloudgate_aws_alb::CloudOptions::default();
+            let mut sdk = cloudgate_aws_alb::cloud::load_sdk_config(&opts).await;
+            if let Some(r) = region {
+                sdk = sdk.into_builder().region(aws_config::Region::new(r.to_string())).build();
+            }
+            let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+            let cloud = cloudgate_aws_alb::AlbCloud::new(&sdk, &opts);
+            let counter = cloud.calls();
+            Ok(CloudBackend {
+                provider: std::sync::Arc::new(cloud),
+                kind_order: cloudgate_aws_alb::KIND_ORDER,
+                region,
+                calls: Some(Box::new(move || {
+                    counter
+                        .snapshot()
+                        .into_iter()
+                        .map(|c| (c.service.to_string(), c.operation.to_string(), c.outcome.to_string(), c.count))
+                        .collect()
+                })),
+            })
+        }
+        other => Err(crate::config::ConfigError::ProviderNotImplemented(other.to_string())),
+    }
+}

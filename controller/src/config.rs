@@ -1,0 +1,189 @@
+//! `cloudgate controller` flags. Every flag has an environment fallback so the same image runs
+//! from a Deployment's `env:` or from a shell.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::providers;
+use crate::DEFAULT_CONTROLLER_NAME;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ControllerArgs {
+    /// Kubeconfig file. Without it: $KUBECONFIG, ~/.kube/config, then the in-cluster service
+    /// account (kube's usual inference).
+    #[arg(long, env = "CLOUDGATE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// GatewayClasses with this controllerName are ours.
+    #[arg(long, env = "CLOUDGATE_CONTROLLER_NAME", default_value = DEFAULT_CONTROLLER_NAME)]
+    pub controller_name: String,
+    /// Identifies this cluster in the ownership tags of every cloud resource, so two clusters
+    /// sharing an account never touch each other's resources.
+    #[arg(long, env = "CLOUDGATE_CLUSTER_ID")]
+    pub cluster_id: String,
+    /// Which cloud to provision in.
+    #[arg(long, env = "CLOUDGATE_PROVIDER", default_value = "aws-alb", value_parser = clap::builder::PossibleValuesParser::new(providers::NAMES))]
+    pub provider: String,
+    /// Cloud region; for AWS, defaults to the SDK's (AWS_REGION, profile).
+    #[arg(long, env = "CLOUDGATE_REGION")]
+    pub region: Option<String>,
+    /// VPC the load balancers and target groups go into.
+    #[arg(long, env = "CLOUDGATE_VPC_ID", default_value = "")]
+    pub vpc_id: String,
+    /// Subnets for the load balancers (comma separated; ALB needs two in different AZs).
+    #[arg(long, env = "CLOUDGATE_SUBNETS", value_delimiter = ',')]
+    pub subnets: Vec<String>,
+    /// ALB scheme: internet-facing or internal.
+    #[arg(long, env = "CLOUDGATE_SCHEME", default_value = "internet-facing")]
+    pub scheme: String,
+    /// Gateways reconciled at once. One Gateway is never reconciled concurrently with itself.
+    #[arg(long, env = "CLOUDGATE_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// How often every Gateway is re-checked against the cloud (drift), with ±10% jitter.
+    /// Accepts `90s`, `10m`, `1h`, `500ms` or plain seconds.
+    #[arg(long, env = "CLOUDGATE_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
+    pub resync_period: Duration,
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "CLOUDGATE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Namespace of the leader election Lease; defaults to the pod's namespace (in cluster) or
+    /// the kubeconfig's namespace.
+    #[arg(long, env = "CLOUDGATE_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader election Lease. Replicas sharing it elect one leader.
+    #[arg(long, env = "CLOUDGATE_LEASE_NAME", default_value = "cloudgate-controller")]
+    pub lease_name: String,
+    /// How long a leader's Lease is valid without renewal; followers take over after that.
+    #[arg(long, env = "CLOUDGATE_LEASE_DURATION", default_value = "15s", value_parser = parse_duration, hide = true)]
+    pub lease_duration: Duration,
+    /// How often the leader renews its Lease.
+    #[arg(long, env = "CLOUDGATE_LEASE_RENEW_PERIOD", default_value = "5s", value_parser = parse_duration, hide = true)]
+    pub lease_renew_period: Duration,
+    /// Log lines as plain text or as JSON objects (one per line, with the reconcile span's
+    /// fields). Verbosity: RUST_LOG (e.g. `info,cloudgate=debug`).
+    #[arg(long, env = "CLOUDGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Providers whose cloud I/O (observe/apply) exists. The others only render (`cloudgate plan`).
+pub const CONTROLLER_PROVIDERS: &[&str] = &["aws-alb"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--provider {0}: its cloud I/O (observe/apply) is not implemented yet, so the controller cannot run it; `cloudgate plan --provider {0}` previews what it would create. Supported: {supported}", supported = CONTROLLER_PROVIDERS.join(", "))]
+    ProviderNotImplemented(String),
+    #[error("--cluster-id must not be empty: it scopes the ownership tags of every cloud resource")]
+    EmptyClusterId,
+    #[error("--vpc-id is required for the {0} provider")]
+    MissingVpc(String),
+    #[error("--subnets is required for the {0} provider (an ALB needs at least two, in different availability zones)")]
+    MissingSubnets(String),
+    #[error("--scheme {0}: expected internet-facing or internal")]
+    BadScheme(String),
+    #[error("--lease-renew-period ({renew:?}) must be shorter than --lease-duration ({duration:?})")]
+    LeaseTiming { renew: Duration, duration: Duration },
+}
+
+impl ControllerArgs {
+    /// Checks that flags parse alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !CONTROLLER_PROVIDERS.contains(&self.provider.as_str()) {
+            return Err(ConfigError::ProviderNotImplemented(self.provider.clone()));
+        }
+        if self.cluster_id.trim().is_empty() {
+            return Err(ConfigError::EmptyClusterId);
+        }
+        if self.provider == "aws-alb" {
+            if self.vpc_id.is_empty() {
+                return Err(ConfigError::MissingVpc(self.provider.clone()));
+            }
+            if self.subnets.is_empty() {
+                return Err(ConfigError::MissingSubnets(self.provider.clone()));
+            }
+            if !matches!(self.scheme.as_str(), "internet-facing" | "internal") {
+                return Err(ConfigError::BadScheme(self.scheme.clone()));
+            }
+        }
+        if self.lease_renew_period >= self.lease_duration {
+            return Err(ConfigError::LeaseTiming { renew: self.lease_renew_period, duration: self.lease_duration });
+        }
+        Ok(())
+    }
+}
+
+/// `500ms`, `90s`, `10m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ControllerArgs,
+    }
+
+    fn parse(args: &[&str]) -> ControllerArgs {
+        T::try_parse_from(std::iter::once("x").chain(args.iter().copied())).unwrap().a
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("3d").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        let a = parse(&["--cluster-id", "c1", "--vpc-id", "vpc-1", "--subnets", "subnet-a,subnet-b"]);
+        assert_eq!(a.concurrency, 4);
+        assert_eq!(a.resync_period, Duration::from_secs(600));
+        assert_eq!(a.lease_name, "cloudgate-controller");
+        assert_eq!(a.subnets, vec!["subnet-a", "subnet-b"]);
+        assert_eq!(a.metrics_addr.port(), 8080);
+        a.validate().unwrap();
+
+        let e = parse(&["--cluster-id", "c1", "--provider", "gcp"]).validate().unwrap_err();
+        assert!(e.to_string().contains("not implemented yet"), "{e}");
+        let e = parse(&["--cluster-id", "c1", "--subnets", "a,b"]).validate().unwrap_err();
+        assert!(matches!(e, ConfigError::MissingVpc(_)));
+        let e = parse(&["--cluster-id", " ", "--vpc-id", "v", "--subnets", "a,b"]).validate().unwrap_err();
+        assert!(matches!(e, ConfigError::EmptyClusterId));
+    }
+
+    #[test]
+    fn cluster_id_is_required() {
+        assert!(T::try_parse_from(["x", "--vpc-id", "v"]).is_err() || std::env::var("CLOUDGATE_CLUSTER_ID").is_ok());
+    }
+}
