@@ -47,6 +47,9 @@ fn on_ground() -> bool {
 
 async fn ground(method: reqwest::Method, path: &str) -> Value {
     let url = format!("{}{path}", env("AWS_ENDPOINT_URL").trim_end_matches('/'));
+    // reqwest is built without a default crypto provider in this workspace (rustls + ring
+    // everywhere, no aws-lc); install ring once before the first client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let resp = reqwest::Client::new().request(method.clone(), &url).send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
