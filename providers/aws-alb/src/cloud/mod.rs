@@ -20,8 +20,8 @@ use crate::render::AlbProvider;
 mod apply;
 pub mod convert;
 pub mod errors;
-pub mod limiter;
-pub mod metrics;
+pub use cloudgate_cloud_runtime::limiter;
+pub use cloudgate_cloud_runtime::metrics;
 mod observe;
 pub mod sdk;
 

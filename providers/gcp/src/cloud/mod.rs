@@ -14,8 +14,8 @@ pub(crate) mod apply;
 pub(crate) mod compute;
 pub(crate) mod convert;
 pub mod errors;
-pub mod limiter;
-pub mod metrics;
+pub use cloudgate_cloud_runtime::limiter;
+pub use cloudgate_cloud_runtime::metrics;
 pub(crate) mod observe;
 
 use std::sync::Arc;

@@ -1,8 +1,7 @@
-//! Client-side token bucket in front of every Compute call (the same bucket as the ALB provider's,
-//! kept in step with it). Compute's API rate quotas are per project and shared with every other
-//! client (the console, terraform, GKE's own controllers): a controller that bursts through a
-//! Gateway deletion could starve them all. Operation polls go through the bucket too, since they
-//! count against the same quota.
+//! Client-side token bucket in front of every cloud call. AWS and GCE throttle per account/project
+//! across every client of an API (the console, terraform, other controllers): a controller that
+//! bursts through a Gateway deletion can starve them all. The bucket smooths our calls to a
+//! steady rate with short bursts; the SDK's retry still handles throttling we get anyway.
 
 use std::time::Duration;
 
