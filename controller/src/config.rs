@@ -35,15 +35,23 @@ pub struct ControllerArgs {
     /// Cloud region; for AWS, defaults to the SDK's (AWS_REGION, profile).
     #[arg(long, env = "CLOUDGATE_REGION")]
     pub region: Option<String>,
-    /// VPC the load balancers and target groups go into.
+    /// VPC the load balancers and target groups go into (aws-alb, aws-lattice), or the GCP
+    /// network of the NEGs (gcp; GCE's `default` network when empty).
     #[arg(long, env = "CLOUDGATE_VPC_ID", default_value = "")]
     pub vpc_id: String,
     /// Subnets for the load balancers (comma separated; ALB needs two in different AZs).
     #[arg(long, env = "CLOUDGATE_SUBNETS", value_delimiter = ',')]
     pub subnets: Vec<String>,
-    /// ALB scheme: internet-facing or internal.
+    /// ALB scheme: internet-facing or internal. For gcp, the load balancer flavour:
+    /// global-external-managed (also what the default internet-facing means),
+    /// regional-external-managed or regional-internal-managed (both need --region).
     #[arg(long, env = "CLOUDGATE_SCHEME", default_value = "internet-facing")]
     pub scheme: String,
+    /// GCP project the load balancers go into (gcp only). The Compute endpoint and credentials
+    /// come from the environment: Application Default Credentials, or GCE_ENDPOINT (and
+    /// GCE_ANONYMOUS) for a local fake.
+    #[arg(long, env = "CLOUDGATE_GCP_PROJECT", default_value = "")]
+    pub gcp_project: String,
     /// Gateways reconciled at once. One Gateway is never reconciled concurrently with itself.
     #[arg(long, env = "CLOUDGATE_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
@@ -74,7 +82,7 @@ pub struct ControllerArgs {
 }
 
 /// Providers whose cloud I/O (observe/apply) exists. The others only render (`cloudgate plan`).
-pub const CONTROLLER_PROVIDERS: &[&str] = &["aws-alb"];
+pub const CONTROLLER_PROVIDERS: &[&str] = &["aws-alb", "aws-lattice", "gcp"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -86,8 +94,14 @@ pub enum ConfigError {
     MissingVpc(String),
     #[error("--subnets is required for the {0} provider (an ALB needs at least two, in different availability zones)")]
     MissingSubnets(String),
-    #[error("--scheme {0}: expected internet-facing or internal")]
+    #[error("--scheme {0}: expected internet-facing or internal (aws-alb), or global-external-managed, regional-external-managed or regional-internal-managed (gcp)")]
     BadScheme(String),
+    #[error("cloud client: {0}")]
+    Cloud(String),
+    #[error("--gcp-project is required for the gcp provider")]
+    MissingGcpProject,
+    #[error("--scheme {0} needs --region")]
+    MissingRegion(String),
     #[error("--lease-renew-period ({renew:?}) must be shorter than --lease-duration ({duration:?})")]
     LeaseTiming { renew: Duration, duration: Duration },
 }
@@ -112,10 +126,32 @@ impl ControllerArgs {
                 return Err(ConfigError::BadScheme(self.scheme.clone()));
             }
         }
+        // Lattice associates the service network with a VPC and puts target groups in it.
+        if self.provider == "aws-lattice" && self.vpc_id.is_empty() {
+            return Err(ConfigError::MissingVpc(self.provider.clone()));
+        }
+        if self.provider == "gcp" {
+            if self.gcp_project.trim().is_empty() {
+                return Err(ConfigError::MissingGcpProject);
+            }
+            let flavour = self.gcp_flavour().ok_or_else(|| ConfigError::BadScheme(self.scheme.clone()))?;
+            if flavour.regional() && self.region.as_deref().is_none_or(str::is_empty) {
+                return Err(ConfigError::MissingRegion(self.scheme.clone()));
+            }
+        }
         if self.lease_renew_period >= self.lease_duration {
             return Err(ConfigError::LeaseTiming { renew: self.lease_renew_period, duration: self.lease_duration });
         }
         Ok(())
+    }
+
+    /// The GCP load balancer flavour `--scheme` names; the ALB default (`internet-facing`)
+    /// means the provider's default flavour.
+    pub fn gcp_flavour(&self) -> Option<cloudgate_gcp::Flavour> {
+        match self.scheme.as_str() {
+            "" | "internet-facing" => Some(cloudgate_gcp::Flavour::default()),
+            s => cloudgate_gcp::Flavour::parse(s),
+        }
     }
 }
 
@@ -174,12 +210,33 @@ mod tests {
         assert_eq!(a.metrics_addr.port(), 8080);
         a.validate().unwrap();
 
-        let e = parse(&["--cluster-id", "c1", "--provider", "gcp"]).validate().unwrap_err();
-        assert!(e.to_string().contains("not implemented yet"), "{e}");
         let e = parse(&["--cluster-id", "c1", "--subnets", "a,b"]).validate().unwrap_err();
         assert!(matches!(e, ConfigError::MissingVpc(_)));
         let e = parse(&["--cluster-id", " ", "--vpc-id", "v", "--subnets", "a,b"]).validate().unwrap_err();
         assert!(matches!(e, ConfigError::EmptyClusterId));
+    }
+
+    #[test]
+    fn gcp_needs_a_project_and_a_region_for_regional_flavours() {
+        let a = parse(&["--cluster-id", "c1", "--provider", "gcp", "--gcp-project", "p1"]);
+        a.validate().unwrap();
+        assert_eq!(a.gcp_flavour(), Some(cloudgate_gcp::Flavour::GlobalExternalManaged));
+        let e = parse(&["--cluster-id", "c1", "--provider", "gcp"]).validate().unwrap_err();
+        assert!(matches!(e, ConfigError::MissingGcpProject), "{e}");
+        let e = parse(&["--cluster-id", "c1", "--provider", "gcp", "--gcp-project", "p1", "--scheme", "internal"]).validate().unwrap_err();
+        assert!(matches!(e, ConfigError::BadScheme(_)), "{e}");
+        let e = parse(&["--cluster-id", "c1", "--provider", "gcp", "--gcp-project", "p1", "--scheme", "regional-internal-managed"]).validate().unwrap_err();
+        assert!(matches!(e, ConfigError::MissingRegion(_)), "{e}");
+        let a = parse(&["--cluster-id", "c1", "--provider", "gcp", "--gcp-project", "p1", "--scheme", "regional-internal-managed", "--region", "us-central1"]);
+        a.validate().unwrap();
+        assert_eq!(a.gcp_flavour(), Some(cloudgate_gcp::Flavour::RegionalInternalManaged));
+    }
+
+    #[test]
+    fn lattice_needs_a_vpc_but_no_subnets() {
+        parse(&["--cluster-id", "c1", "--provider", "aws-lattice", "--vpc-id", "vpc-1"]).validate().unwrap();
+        let e = parse(&["--cluster-id", "c1", "--provider", "aws-lattice"]).validate().unwrap_err();
+        assert!(matches!(e, ConfigError::MissingVpc(_)), "{e}");
     }
 
     #[test]

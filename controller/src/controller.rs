@@ -67,14 +67,16 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         "discovered the Gateway API"
     );
 
-    let backend = providers::cloud_by_name(&args.provider, args.region.as_deref()).await?;
+    let index = Arc::new(Mutex::new(Index::new()));
+    let backend = providers::cloud_by_name(&args, &index).await?;
     let render_ctx = RenderContext {
         cluster_id: args.cluster_id.clone(),
         region: backend.region.clone(),
         network: args.vpc_id.clone(),
         subnets: args.subnets.clone(),
-        scheme: args.scheme.clone(),
-        project: String::new(),
+        // gcp: the flavour is the provider's own (from --scheme); an empty scheme keeps it.
+        scheme: if args.provider == "gcp" { String::new() } else { args.scheme.clone() },
+        project: args.gcp_project.clone(),
         default_tags: Default::default(),
     };
     let metrics = Arc::new(Metrics::new(backend.calls));
@@ -98,7 +100,6 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     tracing::info!(lease = %lease.name, namespace = %lease.namespace, %identity, "starting leader election");
     let elector = tokio::spawn(Elector::new(client.clone(), lease).run(leader_tx, shutdown.clone()));
 
-    let index = Arc::new(Mutex::new(Index::new()));
     index.lock().unwrap().world.bundle_version = found.bundle_version.clone();
     let queue = Arc::new(WorkQueue::new(BackoffPolicy::default()));
     let watch_ctx = Arc::new(WatchCtx { index: index.clone(), queue: queue.clone(), sync: Arc::new(SyncTracker::new(found.watches.len(), synced_tx)) });

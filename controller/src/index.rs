@@ -96,6 +96,28 @@ pub struct Index {
     /// What each EndpointSlice last looked like, to tell real endpoint changes from
     /// metadata-only updates (the World keeps slices by Service and does not expose them by name).
     slices: BTreeMap<ObjKey, SliceSeen>,
+    /// Per EndpointSlice, the node of each endpoint that names one: GCP's `GCE_VM_IP_PORT`
+    /// NEG endpoints need their VM instance, which on GKE is the Pod's node.
+    nodes: BTreeMap<ObjKey, Vec<EndpointNode>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct EndpointNode {
+    ip: String,
+    zone: Option<String>,
+    node: String,
+}
+
+fn endpoint_nodes(s: &EndpointSlice) -> Vec<EndpointNode> {
+    s.endpoints
+        .iter()
+        .flatten()
+        .filter_map(|e| {
+            let node = e.node_name.clone()?;
+            Some(e.addresses.iter().map(move |ip| EndpointNode { ip: ip.clone(), zone: e.zone.clone(), node: node.clone() }))
+        })
+        .flatten()
+        .collect()
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +153,20 @@ fn gateways(keys: impl IntoIterator<Item = ObjKey>) -> Triggers {
 impl Index {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The node an endpoint `ip` in `zone` runs on, from the EndpointSlices seen. An endpoint
+    /// whose slice gives no zone matches any zone (renderers put those in a default zone).
+    pub fn node_of(&self, zone: &str, ip: &str) -> Option<String> {
+        let mut fallback = None;
+        for e in self.nodes.values().flatten().filter(|e| e.ip == ip) {
+            match e.zone.as_deref() {
+                Some(z) if z == zone => return Some(e.node.clone()),
+                None => fallback = fallback.or_else(|| Some(e.node.clone())),
+                Some(_) => {}
+            }
+        }
+        fallback
     }
 
     /// Applies an added or modified object; returns the work it causes, or why it was skipped.
@@ -193,6 +229,12 @@ impl Index {
                 let s: EndpointSlice = convert(obj)?;
                 let svc = s.metadata.labels.as_ref().and_then(|l| l.get(cloudgate_translate::world::SERVICE_NAME_LABEL)).map(|n| ObjKey::new(&key.namespace, n));
                 let seen = SliceSeen { service: svc.clone(), content: slice_fingerprint(&s) };
+                let nodes = endpoint_nodes(&s);
+                if nodes.is_empty() {
+                    self.nodes.remove(&key);
+                } else {
+                    self.nodes.insert(key.clone(), nodes);
+                }
                 let old = self.slices.insert(key.clone(), seen.clone());
                 self.world.upsert_slice(s);
                 if old.as_ref() == Some(&seen) {
@@ -247,6 +289,7 @@ impl Index {
             }
             Watched::EndpointSlice => {
                 self.world.remove_slice(key);
+                self.nodes.remove(key);
                 match self.slices.remove(key).and_then(|s| s.service) {
                     Some(svc) => self.users_of(&self.service_users, &svc),
                     None => Triggers::new(),
@@ -415,6 +458,24 @@ mod tests {
 
     fn just(k: WorkKey) -> Triggers {
         [k].into_iter().collect()
+    }
+
+    #[test]
+    fn endpoint_nodes_are_looked_up_by_zone_and_ip() {
+        let mut ix = Index::new();
+        let s = dynamic(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "svc-abc", "namespace": "ns", "labels": {"kubernetes.io/service-name": "svc"}},
+            "addressType": "IPv4", "ports": [{"port": 8080}],
+            "endpoints": [{"addresses": ["10.0.0.1"], "nodeName": "node-a", "zone": "z-a"},
+                          {"addresses": ["10.0.0.2"], "nodeName": "node-b"},
+                          {"addresses": ["10.0.0.3"], "zone": "z-a"}]}));
+        ix.apply(Watched::EndpointSlice, &s).unwrap();
+        assert_eq!(ix.node_of("z-a", "10.0.0.1").as_deref(), Some("node-a"));
+        assert_eq!(ix.node_of("z-b", "10.0.0.1"), None, "another zone's endpoint");
+        assert_eq!(ix.node_of("z-x", "10.0.0.2").as_deref(), Some("node-b"), "no zone in the slice: any zone");
+        assert_eq!(ix.node_of("z-a", "10.0.0.3"), None, "no nodeName");
+        ix.delete(Watched::EndpointSlice, &ObjKey::new("ns", "svc-abc"));
+        assert_eq!(ix.node_of("z-a", "10.0.0.1"), None);
     }
 
     #[test]
