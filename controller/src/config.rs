@@ -81,13 +81,10 @@ pub struct ControllerArgs {
     pub log_format: LogFormat,
 }
 
-/// Providers whose cloud I/O (observe/apply) exists. The others only render (`cloudgate plan`).
-pub const CONTROLLER_PROVIDERS: &[&str] = &["aws-alb", "aws-lattice", "gcp"];
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--provider {0}: its cloud I/O (observe/apply) is not implemented yet, so the controller cannot run it; `cloudgate plan --provider {0}` previews what it would create. Supported: {supported}", supported = CONTROLLER_PROVIDERS.join(", "))]
-    ProviderNotImplemented(String),
+    #[error("--provider {0} is not a provider cloudgate knows; supported: {supported}", supported = crate::providers::NAMES.join(", "))]
+    UnknownProvider(String),
     #[error("--cluster-id must not be empty: it scopes the ownership tags of every cloud resource")]
     EmptyClusterId,
     #[error("--vpc-id is required for the {0} provider")]
@@ -109,8 +106,8 @@ pub enum ConfigError {
 impl ControllerArgs {
     /// Checks that flags parse alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !CONTROLLER_PROVIDERS.contains(&self.provider.as_str()) {
-            return Err(ConfigError::ProviderNotImplemented(self.provider.clone()));
+        if !crate::providers::NAMES.contains(&self.provider.as_str()) {
+            return Err(ConfigError::UnknownProvider(self.provider.clone()));
         }
         if self.cluster_id.trim().is_empty() {
             return Err(ConfigError::EmptyClusterId);

@@ -101,6 +101,6 @@ pub async fn cloud_by_name(
                 })),
             })
         }
-        other => Err(crate::config::ConfigError::ProviderNotImplemented(other.to_string())),
+        other => Err(crate::config::ConfigError::UnknownProvider(other.to_string())),
     }
 }
