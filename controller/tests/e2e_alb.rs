@@ -22,63 +22,20 @@
 // and thread, so holding a std Mutex across awaits only makes the tests take turns.
 #![allow(clippy::await_holding_lock)]
 
+mod support;
+use support::*;
+
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gateway_api::experimental::gateways::Gateway;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::Client;
 use serde_json::{json, Value};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 // --- environment ----------------------------------------------------------------------------
-
-fn env(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!("{name} is not set: run via tests/run (or source the ground's STATE_DIR/*.env)"),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}-{:x}{:x}{:x}", std::process::id() & 0xfff, N.fetch_add(1, Ordering::Relaxed), nanos & 0xffff)
-}
-
-/// Progress on stderr (shown with --nocapture, and on failure), with the time since start.
-fn step(what: &str) {
-    use std::sync::OnceLock;
-    static START: OnceLock<Instant> = OnceLock::new();
-    let t = START.get_or_init(Instant::now).elapsed();
-    eprintln!("[e2e {:>6.1}s] {what}", t.as_secs_f64());
-}
-
-async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("timed out after {timeout:?} waiting for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
-}
 
 struct Ground {
     kube: Client,
@@ -129,19 +86,6 @@ async fn network(g: &Ground) -> (String, Vec<String>) {
 
 // --- tiny HTTP client (ops endpoint, moto's /_ground API) --------------------------------------
 
-/// HTTP/1.0 so the answer is never chunked; `base` is `http://host:port`.
-fn http(method: &str, base: &str, path: &str) -> Result<(u16, String), String> {
-    let hostport = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(hostport).map_err(|e| format!("{base}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: {hostport}\r\nContent-Length: 0\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    let code = out.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| format!("bad response: {out:.200}"))?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Ok((code, body))
-}
-
 fn reset_calls(g: &Ground) {
     let (code, body) = http("POST", &g.aws_endpoint, "/_ground/calls/reset").expect("reset call log");
     assert_eq!(code, 200, "{body}");
@@ -164,12 +108,6 @@ fn mutating_elb_calls(g: &Ground) -> Vec<String> {
 
 // --- the controller under test ---------------------------------------------------------------
 
-struct Controller {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
 struct Opts<'a> {
     cluster_id: &'a str,
     controller_name: &'a str,
@@ -179,233 +117,20 @@ struct Opts<'a> {
     resync: &'a str,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Controller {
-    fn start(o: &Opts<'_>) -> Controller {
-        let port = free_port();
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{port}.log", o.lease));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cloudgate"))
-            .args(["controller", "--cluster-id", o.cluster_id, "--controller-name", o.controller_name])
-            .args(["--lease-name", o.lease, "--leader-election-namespace", "default"])
-            .args(["--vpc-id", o.vpc, "--subnets", &o.subnets.join(","), "--resync-period", o.resync])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--concurrency", "2"])
-            .env("RUST_LOG", "info,cloudgate=debug")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start cloudgate controller");
-        Controller { child, base: format!("http://127.0.0.1:{port}"), log }
-    }
-
-    fn readyz(&self) -> Option<u16> {
-        http("GET", &self.base, "/readyz").ok().map(|(c, _)| c)
-    }
-
-    fn metrics(&self) -> String {
-        http("GET", &self.base, "/metrics").map(|(_, b)| b).unwrap_or_default()
-    }
-
-    /// Sum of a metric's samples whose line contains every `filter`.
-    fn metric(&self, name: &str, filters: &[&str]) -> f64 {
-        self.metrics()
-            .lines()
-            .filter(|l| l.starts_with(name) && filters.iter().all(|f| l.contains(f)))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    async fn wait_ready(&self) {
-        poll("controller /readyz", Duration::from_secs(60), || async {
-            match self.readyz() {
-                Some(200) => Ok(()),
-                other => Err(format!("{other:?}; log {}", self.log.display())),
-            }
-        })
-        .await
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- controller log {} (tail) ---\n{}", self.log.display(), self.log_tail());
-        }
-        self.kill();
-    }
+fn start(o: &Opts<'_>) -> Controller {
+    let subnets = o.subnets.join(",");
+    Controller::start(
+        &Common { cluster_id: o.cluster_id, controller_name: o.controller_name, lease: o.lease, resync: o.resync },
+        &["--vpc-id", o.vpc, "--subnets", &subnets],
+    )
 }
 
 // --- Kubernetes objects ------------------------------------------------------------------------
-
-fn gvk(kind: &str) -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind))
-}
-
-async fn create(client: &Client, ns: Option<&str>, obj: Value) -> DynamicObject {
-    let kind = obj["kind"].as_str().unwrap().to_string();
-    let api_version = obj["apiVersion"].as_str().unwrap().to_string();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &kind));
-    let api: Api<DynamicObject> = match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    };
-    let obj: DynamicObject = serde_json::from_value(obj).unwrap();
-    api.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("create {kind}: {e}"))
-}
-
-async fn namespace(client: &Client, prefix: &str) -> String {
-    let name = unique(prefix);
-    create(client, None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})).await;
-    name
-}
-
-async fn delete_namespace(client: &Client, name: &str) {
-    let _ = Api::<Namespace>::all(client.clone()).delete(name, &DeleteParams::background()).await;
-}
-
-/// A Deployment (kwok runs its pods: Ready with an IP) and a Service in front of it.
-async fn app(client: &Client, ns: &str, name: &str, replicas: i32) {
-    create(
-        client,
-        Some(ns),
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/cloudgate/e2e:never-pulled",
-                        "ports": [{"name": "http", "containerPort": 8080}]}]}}}}),
-    )
-    .await;
-    service(client, ns, name).await;
-}
-
-async fn service(client: &Client, ns: &str, name: &str) {
-    create(
-        client,
-        Some(ns),
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-            "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}),
-    )
-    .await;
-}
-
-async fn scale(client: &Client, ns: &str, name: &str, replicas: i32) {
-    Api::<Deployment>::namespaced(client.clone(), ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": replicas}})))
-        .await
-        .expect("scale");
-}
-
-/// IPs of the Ready pods of `app` (exactly `want` of them).
-async fn pod_ips(client: &Client, ns: &str, app: &str, want: usize) -> BTreeSet<String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    poll(&format!("{want} ready pods of {app}"), Duration::from_secs(90), || async {
-        let list = pods.list(&ListParams::default().labels(&format!("app={app}"))).await.map_err(|e| e.to_string())?;
-        let live: Vec<&Pod> = list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
-        let ips: BTreeSet<String> = live
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
-            .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-            .collect();
-        let total = live.len();
-        if ips.len() == want && total == want { Ok(ips) } else { Err(format!("{} ready of {total}: {ips:?}", ips.len())) }
-    })
-    .await
-}
-
-fn class(name: &str, controller: &str) -> Value {
-    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": name},
-        "spec": {"controllerName": controller}})
-}
-
-fn gateway(name: &str, class: &str) -> Value {
-    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": name},
-        "spec": {"gatewayClassName": class, "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})
-}
 
 fn route(name: &str, gateway: &str, hostname: &str, backends: Value) -> Value {
     json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": name},
         "spec": {"parentRefs": [{"name": gateway}], "hostnames": [hostname],
             "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": backends}]}})
-}
-
-async fn get_gateway(client: &Client, ns: &str, name: &str) -> Option<Gateway> {
-    Api::<Gateway>::namespaced(client.clone(), ns).get_opt(name).await.expect("get gateway")
-}
-
-async fn get_route(client: &Client, ns: &str, name: &str) -> DynamicObject {
-    Api::<DynamicObject>::namespaced_with(client.clone(), ns, &gvk("HTTPRoute")).get(name).await.expect("get route")
-}
-
-fn cond<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conds.iter().find(|c| c.type_ == type_)
-}
-
-/// The route's `status.parents` entry of `controller`, as (type, status, reason, observedGeneration).
-fn route_conditions(route: &DynamicObject, controller: &str) -> Vec<(String, String, String, Option<i64>)> {
-    route
-        .data
-        .pointer("/status/parents")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|p| p["controllerName"] == controller)
-        .flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default())
-        .map(|c| {
-            (
-                c["type"].as_str().unwrap_or_default().to_string(),
-                c["status"].as_str().unwrap_or_default().to_string(),
-                c["reason"].as_str().unwrap_or_default().to_string(),
-                c["observedGeneration"].as_i64(),
-            )
-        })
-        .collect()
-}
-
-/// Waits until the route's entry of `controller` has `type_` = `status` with `reason`, at the
-/// route's current generation.
-async fn wait_route_condition(client: &Client, ns: &str, name: &str, controller: &str, type_: &str, status: &str, reason: &str) {
-    poll(&format!("HTTPRoute {ns}/{name} {type_}={status} ({reason})"), Duration::from_secs(60), || async {
-        let r = get_route(client, ns, name).await;
-        let generation = r.metadata.generation;
-        let conds = route_conditions(&r, controller);
-        if conds.iter().any(|(t, s, re, g)| t == type_ && s == status && re == reason && *g == generation) {
-            Ok(())
-        } else {
-            Err(format!("generation {generation:?}: {conds:?}"))
-        }
-    })
-    .await
-}
-
-/// Waits for Programmed=True at the current generation and returns the address.
-async fn wait_programmed(client: &Client, ns: &str, name: &str) -> String {
-    poll(&format!("Gateway {ns}/{name} Programmed=True"), Duration::from_secs(90), || async {
-        let gw = get_gateway(client, ns, name).await.ok_or("gateway missing")?;
-        let status = gw.status.clone().unwrap_or_default();
-        let conds = status.conditions.clone().unwrap_or_default();
-        let programmed = cond(&conds, "Programmed").ok_or_else(|| format!("no Programmed yet: {conds:?}"))?;
-        if programmed.status != "True" || programmed.observed_generation != gw.metadata.generation {
-            return Err(format!("{programmed:?}"));
-        }
-        let addr = status.addresses.unwrap_or_default().first().map(|a| a.value.clone()).ok_or("no address")?;
-        Ok(addr)
-    })
-    .await
 }
 
 // --- what moto holds ---------------------------------------------------------------------------
@@ -518,7 +243,7 @@ async fn gateway_lifecycle_on_alb() {
     let controller_name = format!("cloudgate.io/{}", unique("life"));
     let class_name = unique("cg-life");
     let ns = namespace(&g.kube, "e2e-life").await;
-    let ctl = Controller::start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, subnets: &subnets, resync: "5s" });
+    let ctl = start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, subnets: &subnets, resync: "5s" });
 
     // (a)
     step("(a) provision: class, gateway, route with weighted backends");
@@ -664,7 +389,7 @@ async fn invalid_references_reach_route_status() {
     let class_name = unique("cg-inv");
     let ns = namespace(&g.kube, "e2e-inv").await;
     let other = namespace(&g.kube, "e2e-inv-other").await;
-    let ctl = Controller::start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, subnets: &subnets, resync: "10m" });
+    let ctl = start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, subnets: &subnets, resync: "10m" });
 
     app(&g.kube, &ns, "good", 1).await;
     app(&g.kube, &other, "elsewhere", 1).await;
@@ -720,9 +445,9 @@ async fn standby_takes_over_only_when_the_leader_dies() {
     let lease = unique("e2e-ha-lease");
     let ns = namespace(&g.kube, "e2e-ha").await;
     let opts = Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &lease, vpc: &vpc, subnets: &subnets, resync: "10m" };
-    let mut first = Controller::start(&opts);
+    let mut first = start(&opts);
     first.wait_ready().await;
-    let second = Controller::start(&opts);
+    let second = start(&opts);
     // The standby serves /readyz (synced) but stays not-ready.
     poll("standby answering 503 on /readyz", Duration::from_secs(30), || async {
         match second.readyz() {
@@ -842,7 +567,7 @@ async fn https_listener_certificates_follow_the_secret() {
     let controller_name = format!("cloudgate.io/{}", unique("tls"));
     let class_name = unique("cg-tls");
     let ns = namespace(&g.kube, "e2e-tls").await;
-    let ctl = Controller::start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, subnets: &subnets, resync: "10m" });
+    let ctl = start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, subnets: &subnets, resync: "10m" });
 
     step("(tls) gateway with an HTTPS listener");
     let (crt, key) = self_signed("secure.example.com");
