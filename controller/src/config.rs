@@ -87,24 +87,17 @@ pub enum ConfigError {
     UnknownProvider(String),
     #[error("--cluster-id must not be empty: it scopes the ownership tags of every cloud resource")]
     EmptyClusterId,
-    #[error("--vpc-id is required for the {0} provider")]
-    MissingVpc(String),
-    #[error("--subnets is required for the {0} provider (an ALB needs at least two, in different availability zones)")]
-    MissingSubnets(String),
-    #[error("--scheme {0}: expected internet-facing or internal (aws-alb), or global-external-managed, regional-external-managed or regional-internal-managed (gcp)")]
-    BadScheme(String),
     #[error("cloud client: {0}")]
     Cloud(String),
-    #[error("--gcp-project is required for the gcp provider")]
-    MissingGcpProject,
-    #[error("--scheme {0} needs --region")]
-    MissingRegion(String),
     #[error("--lease-renew-period ({renew:?}) must be shorter than --lease-duration ({duration:?})")]
     LeaseTiming { renew: Duration, duration: Duration },
 }
 
 impl ControllerArgs {
-    /// Checks that flags parse alone cannot express.
+    /// Checks that flags parse alone cannot express. Provider settings (VPC, subnets, project,
+    /// scheme) are checked per GatewayClass instead (`class_params::resolve`), since class
+    /// parameters may supply what the flags leave out; a class that ends up without them is
+    /// `Accepted=False` with the reason.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !crate::providers::NAMES.contains(&self.provider.as_str()) {
             return Err(ConfigError::UnknownProvider(self.provider.clone()));
@@ -112,43 +105,10 @@ impl ControllerArgs {
         if self.cluster_id.trim().is_empty() {
             return Err(ConfigError::EmptyClusterId);
         }
-        if self.provider == "aws-alb" {
-            if self.vpc_id.is_empty() {
-                return Err(ConfigError::MissingVpc(self.provider.clone()));
-            }
-            if self.subnets.is_empty() {
-                return Err(ConfigError::MissingSubnets(self.provider.clone()));
-            }
-            if !matches!(self.scheme.as_str(), "internet-facing" | "internal") {
-                return Err(ConfigError::BadScheme(self.scheme.clone()));
-            }
-        }
-        // Lattice associates the service network with a VPC and puts target groups in it.
-        if self.provider == "aws-lattice" && self.vpc_id.is_empty() {
-            return Err(ConfigError::MissingVpc(self.provider.clone()));
-        }
-        if self.provider == "gcp" {
-            if self.gcp_project.trim().is_empty() {
-                return Err(ConfigError::MissingGcpProject);
-            }
-            let flavour = self.gcp_flavour().ok_or_else(|| ConfigError::BadScheme(self.scheme.clone()))?;
-            if flavour.regional() && self.region.as_deref().is_none_or(str::is_empty) {
-                return Err(ConfigError::MissingRegion(self.scheme.clone()));
-            }
-        }
         if self.lease_renew_period >= self.lease_duration {
             return Err(ConfigError::LeaseTiming { renew: self.lease_renew_period, duration: self.lease_duration });
         }
         Ok(())
-    }
-
-    /// The GCP load balancer flavour `--scheme` names; the ALB default (`internet-facing`)
-    /// means the provider's default flavour.
-    pub fn gcp_flavour(&self) -> Option<cloudgate_gcp::Flavour> {
-        match self.scheme.as_str() {
-            "" | "internet-facing" => Some(cloudgate_gcp::Flavour::default()),
-            s => cloudgate_gcp::Flavour::parse(s),
-        }
     }
 }
 
@@ -206,34 +166,12 @@ mod tests {
         assert_eq!(a.subnets, vec!["subnet-a", "subnet-b"]);
         assert_eq!(a.metrics_addr.port(), 8080);
         a.validate().unwrap();
-
-        let e = parse(&["--cluster-id", "c1", "--subnets", "a,b"]).validate().unwrap_err();
-        assert!(matches!(e, ConfigError::MissingVpc(_)));
+        // Provider settings may come from class parameters instead (see class_params).
+        parse(&["--cluster-id", "c1"]).validate().unwrap();
         let e = parse(&["--cluster-id", " ", "--vpc-id", "v", "--subnets", "a,b"]).validate().unwrap_err();
         assert!(matches!(e, ConfigError::EmptyClusterId));
-    }
-
-    #[test]
-    fn gcp_needs_a_project_and_a_region_for_regional_flavours() {
-        let a = parse(&["--cluster-id", "c1", "--provider", "gcp", "--gcp-project", "p1"]);
-        a.validate().unwrap();
-        assert_eq!(a.gcp_flavour(), Some(cloudgate_gcp::Flavour::GlobalExternalManaged));
-        let e = parse(&["--cluster-id", "c1", "--provider", "gcp"]).validate().unwrap_err();
-        assert!(matches!(e, ConfigError::MissingGcpProject), "{e}");
-        let e = parse(&["--cluster-id", "c1", "--provider", "gcp", "--gcp-project", "p1", "--scheme", "internal"]).validate().unwrap_err();
-        assert!(matches!(e, ConfigError::BadScheme(_)), "{e}");
-        let e = parse(&["--cluster-id", "c1", "--provider", "gcp", "--gcp-project", "p1", "--scheme", "regional-internal-managed"]).validate().unwrap_err();
-        assert!(matches!(e, ConfigError::MissingRegion(_)), "{e}");
-        let a = parse(&["--cluster-id", "c1", "--provider", "gcp", "--gcp-project", "p1", "--scheme", "regional-internal-managed", "--region", "us-central1"]);
-        a.validate().unwrap();
-        assert_eq!(a.gcp_flavour(), Some(cloudgate_gcp::Flavour::RegionalInternalManaged));
-    }
-
-    #[test]
-    fn lattice_needs_a_vpc_but_no_subnets() {
-        parse(&["--cluster-id", "c1", "--provider", "aws-lattice", "--vpc-id", "vpc-1"]).validate().unwrap();
-        let e = parse(&["--cluster-id", "c1", "--provider", "aws-lattice"]).validate().unwrap_err();
-        assert!(matches!(e, ConfigError::MissingVpc(_)), "{e}");
+        let e = parse(&["--cluster-id", "c1", "--lease-renew-period", "20s"]).validate().unwrap_err();
+        assert!(matches!(e, ConfigError::LeaseTiming { .. }));
     }
 
     #[test]

@@ -11,7 +11,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cloudgate_provider::RenderContext;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use tokio::sync::watch;
@@ -24,7 +23,8 @@ use crate::index::{Index, WorkKey};
 use crate::leader::{self, Elector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::ops_server::{self, Readiness};
-use crate::providers;
+use crate::class_params;
+use crate::providers::Backends;
 use crate::queue::{BackoffPolicy, Outcome, WorkQueue};
 use crate::reconcile::{self, Context};
 use crate::status_writer::StatusWriter;
@@ -68,18 +68,22 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     );
 
     let index = Arc::new(Mutex::new(Index::new()));
-    let backend = providers::cloud_by_name(&args, &index).await?;
-    let render_ctx = RenderContext {
-        cluster_id: args.cluster_id.clone(),
-        region: backend.region.clone(),
-        network: args.vpc_id.clone(),
-        subnets: args.subnets.clone(),
-        // gcp: the flavour is the provider's own (from --scheme); an empty scheme keeps it.
-        scheme: if args.provider == "gcp" { String::new() } else { args.scheme.clone() },
-        project: args.gcp_project.clone(),
-        default_tags: Default::default(),
+    if found.watches.contains_key(&crate::index::Watched::ClassParameters) {
+        index.lock().unwrap().class_parameters = Some(Default::default());
+    }
+    // Cloud clients are built per provider and region as GatewayClasses ask for them; the
+    // flags' own placement is checked now so a misconfigured flag shows up at startup.
+    let backends = Arc::new(Backends::new(index.clone()));
+    match class_params::flag_settings(&args) {
+        Ok(s) => {
+            backends.get(&s.backend).await?;
+        }
+        Err(why) => tracing::info!(%why, "classes without parametersRef cannot be provisioned with these flags"),
+    }
+    let metrics = {
+        let b = backends.clone();
+        Arc::new(Metrics::new(Some(Box::new(move || b.calls()))))
     };
-    let metrics = Arc::new(Metrics::new(backend.calls));
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (leader_tx, leader) = watch::channel(false);
@@ -110,9 +114,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         index: index.clone(),
-        provider: backend.provider,
-        kind_order: backend.kind_order,
-        render_ctx,
+        backends,
+        args: args.clone(),
         controller_name: args.controller_name.clone(),
         writer: StatusWriter::new(client.clone(), args.controller_name.clone(), found.route_apis(), leader.clone(), metrics.clone()),
         recorder: Recorder::new(client.clone(), Reporter { controller: "cloudgate".into(), instance: Some(identity) }),

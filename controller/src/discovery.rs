@@ -81,6 +81,20 @@ pub async fn discover(client: &Client) -> Result<Discovered, DiscoveryError> {
             None => missing.push(kind),
         }
     }
+    // cloudgate's own CRDs are optional: without them classes cannot take parameters (and say
+    // so in their status), everything else works from the flags.
+    let ours = match kube::discovery::group(client, cloudgate_crds::GROUP).await {
+        Ok(g) => Some(g),
+        Err(kube::Error::Discovery(_)) => None,
+        Err(e) if crate::errors::is_status(&e, 404) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match ours.as_ref().and_then(|g| g.resources_by_stability().into_iter().find(|(ar, _)| ar.kind == crate::class_params::PARAMETERS_KIND)) {
+        Some((ar, _)) => {
+            watches.insert(Watched::ClassParameters, ar);
+        }
+        None => missing.push(crate::class_params::PARAMETERS_KIND),
+    }
     Ok(Discovered { watches, missing, bundle_version: bundle_version(client).await })
 }
 

@@ -20,6 +20,7 @@ use gateway_api::experimental::{grpcroutes, httproutes, tcproutes, tlsroutes};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
+use cloudgate_crds::parameters::{CloudGatewayParameters, CloudGatewayParametersSpec};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -53,6 +54,8 @@ pub enum Watched {
     EndpointSlice,
     Secret,
     Namespace,
+    /// cloudgate's `CloudGatewayParameters` (GatewayClass parametersRef targets).
+    ClassParameters,
 }
 
 impl Watched {
@@ -67,6 +70,7 @@ impl Watched {
             Watched::EndpointSlice => "EndpointSlice",
             Watched::Secret => "Secret",
             Watched::Namespace => "Namespace",
+            Watched::ClassParameters => "CloudGatewayParameters",
         }
     }
 }
@@ -99,6 +103,9 @@ pub struct Index {
     /// Per EndpointSlice, the node of each endpoint that names one: GCP's `GCE_VM_IP_PORT`
     /// NEG endpoints need their VM instance, which on GKE is the Pod's node.
     nodes: BTreeMap<ObjKey, Vec<EndpointNode>>,
+    /// `CloudGatewayParameters` specs by name; `None` while the CRD is not installed (classes
+    /// referencing one then say so).
+    pub class_parameters: Option<BTreeMap<String, CloudGatewayParametersSpec>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -258,6 +265,13 @@ impl Index {
                 self.world.upsert_namespace(n);
                 if changed { self.gateways_with_routes_in(&key.name) } else { Triggers::new() }
             }
+            Watched::ClassParameters => {
+                let p: CloudGatewayParameters = convert(obj)?;
+                let all = self.class_parameters.get_or_insert_with(BTreeMap::new);
+                let changed = all.get(&key.name) != Some(&p.spec);
+                all.insert(key.name.clone(), p.spec);
+                if changed { self.classes_using(&key.name) } else { Triggers::new() }
+            }
         })
     }
 
@@ -302,6 +316,10 @@ impl Index {
             Watched::Namespace => {
                 self.world.remove_namespace(&key.name);
                 self.gateways_with_routes_in(&key.name)
+            }
+            Watched::ClassParameters => {
+                self.class_parameters.get_or_insert_with(BTreeMap::new).remove(&key.name);
+                self.classes_using(&key.name)
             }
         }
     }
@@ -385,6 +403,18 @@ impl Index {
         let mut t = gateways(self.world.gateways.iter().filter(|(_, g)| g.spec.gateway_class_name == class).map(|(k, _)| k.clone()));
         t.insert(WorkKey::Class(class.to_string()));
         t
+    }
+
+    /// The classes whose parametersRef names CloudGatewayParameters `name`, and their Gateways.
+    fn classes_using(&self, name: &str) -> Triggers {
+        let classes: Vec<String> = self
+            .world
+            .classes
+            .iter()
+            .filter(|(_, c)| c.spec.parameters_ref.as_ref().is_some_and(|r| r.kind == crate::class_params::PARAMETERS_KIND && r.name == name))
+            .map(|(n, _)| n.clone())
+            .collect();
+        classes.iter().flat_map(|c| self.class_triggers(c)).collect()
     }
 
     fn users_of(&self, users: &BTreeMap<ObjKey, BTreeSet<ObjKey>>, key: &ObjKey) -> Triggers {

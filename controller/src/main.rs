@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod class_params;
 mod config;
 mod controller;
 mod discovery;

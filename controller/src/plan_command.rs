@@ -91,6 +91,7 @@ pub fn build(args: &PlanArgs, world: &World, mut warnings: Vec<String>) -> anyho
         scheme: args.scheme.clone(),
         project: args.project.clone(),
         default_tags: BTreeMap::new(),
+        service_network: None,
     };
 
     let ours = |class: &str| match world.classes.get(class) {
@@ -173,10 +174,12 @@ pub fn build(args: &PlanArgs, world: &World, mut warnings: Vec<String>) -> anyho
 
 /// GatewayClass parameters are not read by this build: a class that names parameters is
 /// reported rather than silently planned with defaults.
-pub(crate) fn parameters_ok(c: &gateway_api::experimental::gatewayclasses::GatewayClass) -> Result<(), String> {
+fn parameters_ok(c: &gateway_api::experimental::gatewayclasses::GatewayClass) -> Result<(), String> {
     match &c.spec.parameters_ref {
         None => Ok(()),
-        Some(p) => Err(format!("parametersRef {}/{} {} is not supported by this version of cloudgate", p.group, p.kind, p.name)),
+        // The controller resolves parameters (class_params); a plan is made from the flags given
+        // to `plan`, so a class that relies on parameters is not planned as if it had them.
+        Some(p) => Err(format!("parametersRef {}/{} {}: `cloudgate plan` does not read class parameters (the controller does); pass --provider, --region, --network, --subnets, --scheme instead", p.group, p.kind, p.name)),
     }
 }
 

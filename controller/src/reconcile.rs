@@ -22,14 +22,13 @@ use std::time::Duration;
 
 use cloudgate_provider::cloud::{CloudError, Owner};
 use cloudgate_provider::diff::{diff, ChangeSet, ObservedResource};
-use cloudgate_provider::{RenderContext, ResourceGraph};
+use cloudgate_provider::ResourceGraph;
 use cloudgate_translate::conditions::{kind, reason};
 use cloudgate_translate::gateway::GatewayTranslation;
 use cloudgate_translate::gateway_class;
 use cloudgate_translate::model::{ObjKey, RouteKey};
 use cloudgate_translate::status::{self, Provisioning, RouteParentStatus};
 use cloudgate_translate::translate_gateway;
-use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -38,9 +37,12 @@ use kube::{Client, Resource};
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::class_params::{self, ClassSettings, Placement, PLACEMENT_ANNOTATION};
+use crate::config::ControllerArgs;
 use crate::errors::{is_status, ReconcileError};
 use crate::index::Index;
 use crate::metrics::Metrics;
+use crate::providers::{Backends, CloudBackend};
 use crate::queue::{jittered, Outcome};
 use crate::status_writer::{RouteWrite, StatusWriter};
 
@@ -55,9 +57,10 @@ const PROVISIONING_POLL: Duration = Duration::from_secs(5);
 pub struct Context {
     pub client: Client,
     pub index: Arc<Mutex<Index>>,
-    pub provider: Arc<dyn cloudgate_provider::cloud::CloudProvider>,
-    pub kind_order: &'static [&'static str],
-    pub render_ctx: RenderContext,
+    /// Cloud clients, one per provider and region, built as classes ask for them.
+    pub backends: Arc<Backends>,
+    /// The flags: defaults for classes without parameters, and the cluster id.
+    pub args: ControllerArgs,
     pub controller_name: String,
     pub writer: StatusWriter,
     pub recorder: Recorder,
@@ -77,8 +80,9 @@ enum Snapshot {
     /// The class is missing: nothing is touched until it is back.
     ClassUnknown,
     /// Another controller's class, or the Gateway is being deleted: remove what we own.
-    CleanUp { gw: Arc<Gateway>, routes: Vec<RouteWrite>, why: &'static str },
-    Ours { gw: Arc<Gateway>, translation: Box<GatewayTranslation>, routes: Vec<RouteWrite> },
+    CleanUp { gw: Arc<Gateway>, routes: Vec<RouteWrite>, why: &'static str, settings: Option<ClassSettings> },
+    /// `settings` is `Err(why)` when the class's parameters cannot be used.
+    Ours { gw: Arc<Gateway>, translation: Box<GatewayTranslation>, routes: Vec<RouteWrite>, settings: Result<ClassSettings, String> },
 }
 
 fn has_finalizer(gw: &Gateway) -> bool {
@@ -105,12 +109,23 @@ impl Context {
                 .filter_map(|rk| route_write(ix, &rk, Vec::new()))
                 .collect()
         };
+        // Where a Gateway's resources are: where cloudgate recorded placing them, else where its
+        // class (if ours) says.
+        let settings = class.as_ref().filter(|_| ours == Some(true)).map(|c| class_params::resolve(&self.args, c, ix.class_parameters.as_ref()));
+        let placed = recorded_placement(&gw).and_then(|p| p.settings(&self.args.cluster_id));
         match (ours, deleting) {
-            (_, true) => Snapshot::CleanUp { gw, routes: stale_routes(&ix, &[]), why: "deleted" },
+            (_, true) => Snapshot::CleanUp { gw, routes: stale_routes(&ix, &[]), why: "deleted", settings: placed.or(settings.and_then(Result::ok)) },
             (None, false) => Snapshot::ClassUnknown,
-            (Some(false), false) => Snapshot::CleanUp { gw, routes: stale_routes(&ix, &[]), why: "class belongs to another controller" },
+            (Some(false), false) => Snapshot::CleanUp { gw, routes: stale_routes(&ix, &[]), why: "class belongs to another controller", settings: placed },
             (Some(true), false) => {
-                let Some(t) = translate_gateway(&ix.world, key, self.provider.capabilities()) else { return Snapshot::Gone };
+                let settings = settings.unwrap_or_else(|| Err("no class".into()));
+                // A class whose parameters are unusable still gets its routes checked, against
+                // what the flags' provider can express.
+                let caps = match &settings {
+                    Ok(s) => s.capabilities(),
+                    Err(_) => class_params::capabilities(&self.args.provider, &self.args.scheme),
+                };
+                let Some(t) = translate_gateway(&ix.world, key, &caps) else { return Snapshot::Gone };
                 let now = now();
                 // Our entries per route, for every parentRef of that route naming this Gateway.
                 let mut per_route: Vec<(RouteKey, Vec<RouteParentStatus>)> = Vec::new();
@@ -126,7 +141,7 @@ impl Context {
                 let mut routes: Vec<RouteWrite> = per_route.into_iter().filter_map(|(rk, fresh)| route_write(&ix, &rk, fresh)).collect();
                 // Routes that stopped naming this Gateway keep a stale entry of ours: clear it.
                 routes.extend(stale_routes(&ix, &touched));
-                Snapshot::Ours { gw, translation: Box::new(t), routes }
+                Snapshot::Ours { gw, translation: Box::new(t), routes, settings }
             }
         }
     }
@@ -150,12 +165,36 @@ impl Context {
     }
 
     fn owner(&self, key: &ObjKey) -> Owner {
-        Owner { cluster_id: self.render_ctx.cluster_id.clone(), gateway: key.clone() }
+        Owner { cluster_id: self.args.cluster_id.clone(), gateway: key.clone() }
     }
 
-    async fn observe(&self, key: &ObjKey) -> Result<Vec<ObservedResource>, CloudError> {
-        self.provider.observe(&self.owner(key), &self.render_ctx).await
+    async fn backend(&self, s: &ClassSettings) -> Result<Arc<CloudBackend>, CloudError> {
+        self.backends.get(&s.backend).await.map_err(|e| CloudError::Permanent {
+            service: "config",
+            operation: "client".into(),
+            message: e.to_string(),
+        })
     }
+}
+
+/// One Gateway's cloud, resolved: the client plus the settings it renders and observes with.
+struct Cloud<'a> {
+    backend: Arc<CloudBackend>,
+    settings: &'a ClassSettings,
+}
+
+impl Cloud<'_> {
+    fn cluster(&self) -> &str {
+        &self.settings.render.cluster_id
+    }
+
+    async fn observe(&self, owner: &Owner) -> Result<Vec<ObservedResource>, CloudError> {
+        self.backend.provider.observe(owner, &self.settings.render).await
+    }
+}
+
+fn recorded_placement(gw: &Gateway) -> Option<Placement> {
+    gw.metadata.annotations.as_ref()?.get(PLACEMENT_ANNOTATION).and_then(|s| Placement::decode(s))
 }
 
 fn route_write(ix: &Index, rk: &RouteKey, fresh: Vec<RouteParentStatus>) -> Option<RouteWrite> {
@@ -183,28 +222,82 @@ pub async fn reconcile_gateway(ctx: &Context, key: &ObjKey) -> Result<Outcome, R
             tracing::debug!("GatewayClass not found; leaving the Gateway alone");
             Ok(Outcome::Forget)
         }
-        Snapshot::CleanUp { gw, routes, why } => clean_up(ctx, key, &gw, &routes, why).await,
-        Snapshot::Ours { gw, translation, routes } => provision(ctx, key, &gw, &translation, &routes).await,
+        Snapshot::CleanUp { gw, routes, why, settings } => clean_up(ctx, key, &gw, &routes, why, settings.as_ref()).await,
+        Snapshot::Ours { gw, translation, routes, settings } => provision(ctx, key, &gw, &translation, &routes, settings).await,
     }
 }
 
-async fn provision(ctx: &Context, key: &ObjKey, gw: &Gateway, t: &GatewayTranslation, routes: &[RouteWrite]) -> Result<Outcome, ReconcileError> {
-    ensure_finalizer(ctx, key, gw).await?;
+async fn provision(
+    ctx: &Context,
+    key: &ObjKey,
+    gw: &Gateway,
+    t: &GatewayTranslation,
+    routes: &[RouteWrite],
+    settings: Result<ClassSettings, String>,
+) -> Result<Outcome, ReconcileError> {
+    let settings = match settings {
+        Ok(s) => s,
+        Err(why) => {
+            // Nothing is provisioned or removed: what exists keeps serving until the class
+            // is fixed, and status says why nothing changes.
+            let routes_result = ctx.write_routes(key, routes).await;
+            let message = format!("GatewayClass {} has invalid parameters: {why}", gw.spec.gateway_class_name);
+            let next = status::gateway_status(&t.gateway, &Provisioning::Failed { reason: reason::INVALID, message }, gw.status.as_ref(), &now());
+            ctx.writer.gateway(key, gw.status.as_ref(), &next).await?;
+            routes_result?;
+            return Ok(Outcome::Requeue(jittered(ctx.resync)));
+        }
+    };
+    // The class now points elsewhere (another provider, region, project, flavour or network):
+    // remove what the old placement holds before building anew, so nothing is left behind.
+    if let Some(old) = recorded_placement(gw).filter(|p| *p != settings.placement() && managed_by(gw, &ctx.controller_name)) {
+        if let Some(old_settings) = old.settings(&ctx.args.cluster_id) {
+            let old_cloud = Cloud { backend: ctx.backend(&old_settings).await?, settings: &old_settings };
+            tracing::info!(from = %old.encode(), to = %settings.placement().encode(), "the class moved the Gateway; draining the old placement");
+            if drain(ctx, key, gw, &old_cloud).await? == Drained::Pending {
+                return Ok(Outcome::Requeue(PROVISIONING_POLL));
+            }
+            ctx.event(gw, EventType::Normal, "Moved", format!("Cloud resources removed from {}; provisioning in {}", old.encode(), settings.placement().encode())).await;
+        }
+    }
+    ensure_finalizer(ctx, key, gw, &settings.placement()).await?;
+    let cloud = Cloud { backend: ctx.backend(&settings).await?, settings: &settings };
 
-    // Route conditions come from translation alone; they are right whatever the cloud does.
-    let routes_result = ctx.write_routes(key, routes).await;
+    let owner = ctx.owner(key);
+    let desired = if t.gateway.accepted.status { Some(cloud.backend.provider.render(&t.plan, &settings.render)) } else { None };
+    // Observed first: besides the diff, it tells each route's own address (Lattice), which
+    // goes into the route's status. Waiting out a transient cloud error before writing route
+    // status keeps those messages from flapping.
+    let observed = match &desired {
+        Some(Ok(_)) => match cloud.observe(&owner).await {
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            o => Some(o),
+        },
+        _ => None,
+    };
+    // Route conditions come from translation (plus those addresses); they are right whatever
+    // the cloud does next.
+    let route_addresses = match &observed {
+        Some(Ok(o)) => cloud.backend.provider.route_addresses(o),
+        _ => Vec::new(),
+    };
+    let routes_result = ctx.write_routes(key, &with_route_addresses(routes, &route_addresses)).await;
 
     let mut requeue = jittered(ctx.resync);
     let mut cloud_error = None;
-    let provisioning = if !t.gateway.accepted.status {
-        Provisioning::Pending("Gateway is not accepted".into())
-    } else {
-        match ctx.provider.render(&t.plan, &ctx.render_ctx) {
-            Err(e) => {
-                ctx.event(gw, EventType::Warning, "RenderFailed", e.to_string()).await;
-                Provisioning::Failed { reason: reason::INVALID, message: e.to_string() }
-            }
-            Ok(desired) => match sync_cloud(ctx, key, Some(t), &desired).await {
+    let provisioning = match (desired, observed) {
+        (None, _) => Provisioning::Pending("Gateway is not accepted".into()),
+        (Some(Err(e)), _) => {
+            ctx.event(gw, EventType::Warning, "RenderFailed", e.to_string()).await;
+            Provisioning::Failed { reason: reason::INVALID, message: e.to_string() }
+        }
+        (Some(Ok(desired)), observed) => {
+            let synced = match observed {
+                Some(Ok(observed)) => sync_cloud(&cloud, t, &desired, &observed).await,
+                Some(Err(e)) => Err(e),
+                None => Err(CloudError::Permanent { service: "controller", operation: "observe".into(), message: "the cloud was not observed".into() }),
+            };
+            match synced {
                 Ok(outcome) if outcome.ready => {
                     let was_programmed = programmed(gw);
                     if outcome.mutations > 0 || !was_programmed {
@@ -230,7 +323,7 @@ async fn provision(ctx: &Context, key: &ObjKey, gw: &Gateway, t: &GatewayTransla
                     ctx.event(gw, EventType::Warning, "CloudError", e.to_string()).await;
                     Provisioning::Failed { reason: reason::INVALID, message: e.to_string() }
                 }
-            },
+            }
         }
     };
     if let Some(e) = cloud_error {
@@ -243,27 +336,84 @@ async fn provision(ctx: &Context, key: &ObjKey, gw: &Gateway, t: &GatewayTransla
     Ok(Outcome::Requeue(requeue))
 }
 
-/// observe → diff → apply. Apply runs even with no changes: it reports addresses and readiness
-/// from what was observed, without mutating calls.
+/// diff → apply against what was observed. Apply runs even with no changes: it reports
+/// addresses and readiness from what was observed, without mutating calls.
 async fn sync_cloud(
-    ctx: &Context,
-    key: &ObjKey,
-    t: Option<&GatewayTranslation>,
+    cloud: &Cloud<'_>,
+    t: &GatewayTranslation,
     desired: &ResourceGraph,
+    observed: &[ObservedResource],
 ) -> Result<cloudgate_provider::cloud::ApplyOutcome, CloudError> {
-    let observed = ctx.observe(key).await?;
-    let changes: ChangeSet = diff(desired, &observed, &ctx.render_ctx.cluster_id, ctx.kind_order);
+    let changes: ChangeSet = diff(desired, observed, cloud.cluster(), cloud.backend.kind_order);
     if !changes.is_empty() {
         tracing::info!(changes = changes.changes.len(), "applying cloud changes");
     }
-    let outcome = ctx.provider.apply(t.map(|t| &t.plan), &changes, &observed, &ctx.render_ctx).await?;
+    let outcome = cloud.backend.provider.apply(Some(&t.plan), &changes, observed, &cloud.settings.render).await?;
     if outcome.mutations > 0 {
         tracing::info!(mutations = outcome.mutations, ready = outcome.ready, "cloud changes applied");
     }
     Ok(outcome)
 }
 
-async fn clean_up(ctx: &Context, key: &ObjKey, gw: &Gateway, routes: &[RouteWrite], why: &str) -> Result<Outcome, ReconcileError> {
+/// Adds each route's own address (if the provider gives routes one) to the message of its
+/// `Accepted` condition for this Gateway, where `kubectl describe` shows it.
+fn with_route_addresses(routes: &[RouteWrite], addresses: &[(RouteKey, String)]) -> Vec<RouteWrite> {
+    routes
+        .iter()
+        .map(|w| {
+            let mut w = w.clone();
+            let mine: Vec<&str> = addresses.iter().filter(|(r, _)| *r == w.route).map(|(_, a)| a.as_str()).collect();
+            if !mine.is_empty() {
+                for entry in &mut w.fresh {
+                    for c in entry.conditions.iter_mut().filter(|c| c.type_ == kind::ACCEPTED && c.status == "True") {
+                        let m = c.message.trim_end().trim_end_matches('.');
+                        c.message = format!("{m}. Reachable at {}.", mine.join(", "));
+                    }
+                }
+            }
+            w
+        })
+        .collect()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    Empty,
+    /// Deletions were made or are in progress; look again soon.
+    Pending,
+}
+
+/// Deletes everything the Gateway owns in `cloud` (children first, as `diff` orders them).
+async fn drain(ctx: &Context, key: &ObjKey, gw: &Gateway, cloud: &Cloud<'_>) -> Result<Drained, ReconcileError> {
+    let owner = ctx.owner(key);
+    let owned = |o: &[ObservedResource]| o.iter().filter(|o| cloudgate_provider::tags::owned_by(&o.tags, cloud.cluster())).count();
+    let observed = cloud.observe(&owner).await?;
+    if owned(&observed) == 0 {
+        return Ok(Drained::Empty);
+    }
+    let changes = diff(&ResourceGraph::default(), &observed, cloud.cluster(), cloud.backend.kind_order);
+    if let Err(e) = cloud.backend.provider.apply(None, &changes, &observed, &cloud.settings.render).await {
+        if !e.is_retryable() {
+            ctx.event(gw, EventType::Warning, "CleanupFailed", e.to_string()).await;
+        }
+        return Err(e.into());
+    }
+    let left = owned(&cloud.observe(&owner).await?);
+    if left > 0 {
+        tracing::info!(left, "cloud resources still being deleted");
+        return Ok(Drained::Pending);
+    }
+    Ok(Drained::Empty)
+}
+
+async fn clean_up(
+    ctx: &Context,
+    key: &ObjKey,
+    gw: &Gateway,
+    routes: &[RouteWrite],
+    why: &str,
+    settings: Option<&ClassSettings>,
+) -> Result<Outcome, ReconcileError> {
     if !managed_by(gw, &ctx.controller_name) {
         // Never ours (or already cleaned up; or another installation's): only our route
         // entries for it may linger.
@@ -271,25 +421,20 @@ async fn clean_up(ctx: &Context, key: &ObjKey, gw: &Gateway, routes: &[RouteWrit
         return Ok(Outcome::Forget);
     }
     tracing::info!(why, "removing the Gateway's cloud resources");
-    let observed = ctx.observe(key).await?;
-    let owned = observed.iter().filter(|o| cloudgate_provider::tags::owned_by(&o.tags, &ctx.render_ctx.cluster_id)).count();
-    if owned > 0 {
-        let changes = diff(&ResourceGraph::default(), &observed, &ctx.render_ctx.cluster_id, ctx.kind_order);
-        match ctx.provider.apply(None, &changes, &observed, &ctx.render_ctx).await {
-            Ok(_) => {}
-            Err(e) => {
-                if !e.is_retryable() {
-                    ctx.event(gw, EventType::Warning, "CleanupFailed", e.to_string()).await;
-                }
-                return Err(e.into());
-            }
+    // Gateways finalized by a cloudgate that did not record placements: the flags say where.
+    let fallback;
+    let settings = match settings {
+        Some(s) => s,
+        None => {
+            fallback = class_params::flag_settings(&ctx.args).map_err(|why| {
+                ReconcileError::Cloud(CloudError::Permanent { service: "config", operation: "client".into(), message: format!("cannot tell where the Gateway's resources are: {why}") })
+            })?;
+            &fallback
         }
-        let left = ctx.observe(key).await?;
-        let left = left.iter().filter(|o| cloudgate_provider::tags::owned_by(&o.tags, &ctx.render_ctx.cluster_id)).count();
-        if left > 0 {
-            tracing::info!(left, "cloud resources still being deleted");
-            return Ok(Outcome::Requeue(PROVISIONING_POLL));
-        }
+    };
+    let cloud = Cloud { backend: ctx.backend(settings).await?, settings };
+    if drain(ctx, key, gw, &cloud).await? == Drained::Pending {
+        return Ok(Outcome::Requeue(PROVISIONING_POLL));
     }
     ctx.write_routes(key, routes).await?;
     remove_finalizer(ctx, key).await?;
@@ -316,8 +461,8 @@ fn addresses(a: &[status::StatusAddress]) -> String {
 
 /// Adds our finalizer with a merge patch guarded by resourceVersion: the finalizer list is a
 /// plain list, and a blind write could drop someone else's finalizer added meanwhile.
-async fn ensure_finalizer(ctx: &Context, key: &ObjKey, gw: &Gateway) -> Result<(), ReconcileError> {
-    if managed_by(gw, &ctx.controller_name) {
+async fn ensure_finalizer(ctx: &Context, key: &ObjKey, gw: &Gateway, placement: &Placement) -> Result<(), ReconcileError> {
+    if managed_by(gw, &ctx.controller_name) && recorded_placement(gw).as_ref() == Some(placement) {
         return Ok(());
     }
     if !*ctx.leader.borrow() {
@@ -330,7 +475,7 @@ async fn ensure_finalizer(ctx: &Context, key: &ObjKey, gw: &Gateway) -> Result<(
     }
     let patch = json!({"metadata": {
         "finalizers": finalizers,
-        "annotations": {MANAGED_BY_ANNOTATION: ctx.controller_name},
+        "annotations": {MANAGED_BY_ANNOTATION: ctx.controller_name, PLACEMENT_ANNOTATION: placement.encode()},
         "resourceVersion": gw.metadata.resource_version,
     }});
     match api.patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
@@ -356,7 +501,7 @@ async fn remove_finalizer(ctx: &Context, key: &ObjKey) -> Result<(), ReconcileEr
         // Merge patch: a null annotation value deletes the key.
         let patch = json!({"metadata": {
             "finalizers": finalizers,
-            "annotations": {MANAGED_BY_ANNOTATION: null},
+            "annotations": {MANAGED_BY_ANNOTATION: null, PLACEMENT_ANNOTATION: null},
             "resourceVersion": gw.metadata.resource_version,
         }});
         match api.patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
@@ -371,15 +516,20 @@ async fn remove_finalizer(ctx: &Context, key: &ObjKey) -> Result<(), ReconcileEr
 
 /// GatewayClass status for classes naming our controller.
 pub async fn reconcile_class(ctx: &Context, name: &str) -> Result<Outcome, ReconcileError> {
-    let (class, bundle): (Option<Arc<GatewayClass>>, Option<String>) = {
+    let (class, bundle, settings) = {
         let ix = ctx.index.lock().unwrap_or_else(|p| p.into_inner());
-        (ix.world.classes.get(name).cloned(), ix.world.bundle_version.clone())
+        let Some(class) = ix.world.classes.get(name).cloned() else { return Ok(Outcome::Forget) };
+        let settings = class_params::resolve(&ctx.args, &class, ix.class_parameters.as_ref());
+        (class, ix.world.bundle_version.clone(), settings)
     };
-    let Some(class) = class else { return Ok(Outcome::Forget) };
     if class.spec.controller_name != ctx.controller_name {
         return Ok(Outcome::Forget);
     }
-    let next = gateway_class::class_status(&class, ctx.provider.capabilities(), bundle.as_deref(), crate::plan_command::parameters_ok(&class), &now());
+    let (caps, parameters) = match settings {
+        Ok(s) => (s.capabilities(), Ok(())),
+        Err(why) => (class_params::capabilities(&ctx.args.provider, &ctx.args.scheme), Err(why)),
+    };
+    let next = gateway_class::class_status(&class, &caps, bundle.as_deref(), parameters, &now());
     ctx.writer.class(&class, &next).await?;
     Ok(Outcome::Forget)
 }
@@ -406,6 +556,37 @@ mod tests {
         assert!(!managed_by(&gw, "a/b"));
         gw.metadata.annotations = Some([(MANAGED_BY_ANNOTATION.to_string(), "a/b".to_string())].into_iter().collect());
         assert!(managed_by(&gw, "a/b"));
+    }
+
+    #[test]
+    fn a_routes_own_address_goes_into_its_accepted_message() {
+        use cloudgate_translate::model::RouteKind;
+        let rk = |n: &str| RouteKey { kind: RouteKind::Http, namespace: "ns".into(), name: n.into() };
+        let cond = |t: &str, s: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: t.into(),
+            status: s.into(),
+            reason: t.into(),
+            message: "Route is accepted".into(),
+            observed_generation: Some(1),
+            last_transition_time: now(),
+        };
+        let entry = RouteParentStatus {
+            parent_ref: status::ParentRefStatus {
+                group: "gateway.networking.k8s.io".into(),
+                kind: "Gateway".into(),
+                namespace: None,
+                name: "gw".into(),
+                section_name: None,
+                port: None,
+            },
+            controller_name: "c".into(),
+            conditions: vec![cond("Accepted", "True"), cond("ResolvedRefs", "True")],
+        };
+        let write = |n: &str| RouteWrite { route: rk(n), raw: Default::default(), spec_parent_refs: vec![], fresh: vec![entry.clone()] };
+        let out = with_route_addresses(&[write("a"), write("b")], &[(rk("a"), "a-123.vpc-lattice-svcs.us-east-1.on.aws".into())]);
+        assert_eq!(out[0].fresh[0].conditions[0].message, "Route is accepted. Reachable at a-123.vpc-lattice-svcs.us-east-1.on.aws.");
+        assert_eq!(out[0].fresh[0].conditions[1].message, "Route is accepted", "only Accepted carries it");
+        assert_eq!(out[1].fresh, write("b").fresh, "routes without an address of their own are unchanged");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use cloudgate_provider::tags;
 use gateway_api::experimental::gateways::Gateway;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::Client;
 use serde_json::{json, Value};
 
@@ -263,6 +263,19 @@ async fn gateway_lifecycle_on_lattice() {
     wait_route_condition(&g.kube, &ns, "web", &controller_name, "Accepted", "True", "Accepted").await;
     wait_route_condition(&g.kube, &ns, "web", &controller_name, "ResolvedRefs", "True", "ResolvedRefs").await;
     assert_eq!(get_route(&g.kube, &ns, "web").await.metadata.generation, r.metadata.generation);
+    poll("the route's own Lattice DNS name in its Accepted message", Duration::from_secs(30), || async {
+        let route = get_route(&g.kube, &ns, "web").await;
+        let parents = route.data.pointer("/status/parents").and_then(Value::as_array).cloned().unwrap_or_default();
+        let msg = parents
+            .iter()
+            .filter(|p| p["controllerName"] == controller_name.as_str())
+            .flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["type"] == "Accepted")
+            .and_then(|c| c["message"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if msg.contains(&format!("Reachable at {dns}")) { Ok(()) } else { Err(msg) }
+    })
+    .await;
 
     // Service network + its VPC association, both ours.
     let c = g.cloud.client();
@@ -368,17 +381,114 @@ async fn gateway_lifecycle_on_lattice() {
 
     step("delete the Gateway: nothing left, finalizer removed");
     Api::<Gateway>::namespaced(g.kube.clone(), &ns).delete("gw", &DeleteParams::default()).await.expect("delete gateway");
-    poll("Gateway finalized and gone", Duration::from_secs(90), || async {
-        match get_gateway(&g.kube, &ns, "gw").await {
-            None => Ok(()),
-            Some(gw) => Err(format!("finalizers {:?}", gw.metadata.finalizers)),
-        }
-    })
-    .await;
+    wait_gateway_gone(&g.kube, &ns, "gw").await;
     let left = owned_resources(&g, &cluster).await.expect("list owned");
     assert!(left.is_empty(), "Lattice resources left after deleting the Gateway: {left:?}");
 
     delete_namespace(&g.kube, &ns).await;
     let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class_name, &DeleteParams::default()).await;
+    drop(ctl);
+}
+
+/// The Lattice service networks (ids) the Lattice service of `dns` is associated with.
+async fn networks_of(g: &Ground, dns: &str) -> Result<Vec<String>, String> {
+    Ok(service_by_dns(g, dns).await?.networks)
+}
+
+fn parameters_api(g: &Ground) -> Api<DynamicObject> {
+    // The plural is not the kind's English plural, so it is spelled out.
+    let gvk = kube::core::GroupVersionKind::gvk("gateway.cloudgate.io", "v1alpha1", "CloudGatewayParameters");
+    Api::all_with(g.kube.clone(), &ApiResource::from_gvk_with_plural(&gvk, "cloudgatewayparameters"))
+}
+
+async fn create_parameters(g: &Ground, name: &str, spec: Value) {
+    let obj = json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": "CloudGatewayParameters", "metadata": {"name": name}, "spec": spec});
+    let obj: DynamicObject = serde_json::from_value(obj).unwrap();
+    parameters_api(g).create(&Default::default(), &obj).await.unwrap_or_else(|e| panic!("create CloudGatewayParameters {name}: {e}"));
+}
+
+/// GatewayClass parameters choose the provider and where: a controller whose flags say
+/// `--provider aws-alb` (and give no VPC) provisions a class whose CloudGatewayParameters say
+/// aws-lattice, joining an existing service network it was told to adopt, and never deleting it.
+/// Pointing the class at other parameters moves the Gateway: its services leave the adopted
+/// network before a network of its own is built, so nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_parameters_choose_lattice_and_adopt_a_network() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = ground().await;
+    ensure_cloudgate_crds(&g.kube).await;
+    let vpc = vpc_id();
+    let cluster = unique("e2e-par");
+    let controller_name = format!("cloudgate.io/{}", unique("par"));
+    let class_name = unique("cg-par");
+    let (adopt_params, own_params) = (unique("adopt"), unique("own"));
+    let ns = namespace(&g.kube, "e2e-par").await;
+    let ctl = Controller::start(&Common { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, resync: "5s" }, &["--provider", "aws-alb"]);
+
+    step("a class naming parameters that do not exist yet is not accepted");
+    create(&g.kube, None, class_with_parameters(&class_name, &controller_name, &adopt_params)).await;
+    ctl.wait_ready().await;
+    let c = wait_class(&g.kube, &class_name, "False", "InvalidParameters").await;
+    let msg = c.data.pointer("/status/conditions").unwrap().to_string();
+    assert!(msg.contains("not found"), "{msg}");
+
+    step("the parameters appear: Lattice, adopting a network someone else made");
+    let shared = unique("shared-net");
+    let sn = g.cloud.client().create_service_network().name(&shared).send().await.expect("CreateServiceNetwork (foreign)");
+    let shared_id = sn.id().unwrap().to_string();
+    create_parameters(&g, &adopt_params, json!({"provider": "aws-lattice", "network": vpc, "serviceNetwork": {"mode": "Adopt", "name": shared}})).await;
+    let c = wait_class(&g.kube, &class_name, "True", "Accepted").await;
+    let features: Vec<String> =
+        c.data.pointer("/status/supportedFeatures").and_then(Value::as_array).into_iter().flatten().filter_map(|f| f["name"].as_str().map(str::to_string)).collect();
+    let want: Vec<String> = cloudgate_aws_lattice::capabilities().supported_features();
+    assert_eq!(features, want, "the class lists what Lattice supports, not the flags' ALB");
+
+    app(&g.kube, &ns, "web-a", 1).await;
+    app(&g.kube, &ns, "web-b", 1).await;
+    create(&g.kube, Some(&ns), gateway("gw", &class_name)).await;
+    create(&g.kube, Some(&ns), web_route((50, 50))).await;
+    let dns = wait_programmed(&g.kube, &ns, "gw").await;
+    assert_eq!(networks_of(&g, &dns).await.unwrap(), vec![shared_id.clone()], "the route's service joins the adopted network");
+    let owned = owned_resources(&g, &cluster).await.unwrap();
+    assert!(owned.iter().all(|a| !a.contains(":servicenetwork/")), "no service network of our own when adopting: {owned:?}");
+
+    step("the class moves to parameters with a network of its own: drained from the adopted one first");
+    create_parameters(&g, &own_params, json!({"provider": "aws-lattice", "network": vpc})).await;
+    let classes: Api<DynamicObject> = Api::all_with(g.kube.clone(), &gvk("GatewayClass"));
+    classes
+        .patch(&class_name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"parametersRef": {"name": own_params}}})))
+        .await
+        .expect("repoint the class");
+    let moved_dns = poll("the route's service in a network of the Gateway's own", Duration::from_secs(90), || async {
+        let gw = get_gateway(&g.kube, &ns, "gw").await.ok_or("gateway gone")?;
+        let placement = gw.metadata.annotations.unwrap_or_default().get("cloudgate.io/placement").cloned().unwrap_or_default();
+        if placement.contains(&shared) {
+            return Err(format!("still placed in the adopted network: {placement}"));
+        }
+        let addr = gw.status.and_then(|s| s.addresses).unwrap_or_default().first().map(|a| a.value.clone()).ok_or("no address")?;
+        let nets = networks_of(&g, &addr).await?;
+        match nets.as_slice() {
+            [n] if *n != shared_id => Ok(addr),
+            _ => Err(format!("service networks {nets:?}")),
+        }
+    })
+    .await;
+    let in_shared = g.cloud.client().list_service_network_service_associations().service_network_identifier(&shared_id).send().await.expect("list");
+    assert!(in_shared.items().is_empty(), "left behind in the adopted network: {:?}", in_shared.items());
+    assert_ne!(moved_dns, "", "address after the move");
+
+    step("delete the Gateway: ours gone, the adopted network stays");
+    Api::<Gateway>::namespaced(g.kube.clone(), &ns).delete("gw", &DeleteParams::default()).await.expect("delete gateway");
+    wait_gateway_gone(&g.kube, &ns, "gw").await;
+    let left = owned_resources(&g, &cluster).await.expect("list owned");
+    assert!(left.is_empty(), "Lattice resources left after deleting the Gateway: {left:?}");
+    g.cloud.client().get_service_network().service_network_identifier(&shared_id).send().await.expect("the adopted network is never deleted");
+
+    delete_namespace(&g.kube, &ns).await;
+    let _ = classes.delete(&class_name, &DeleteParams::default()).await;
+    for p in [&adopt_params, &own_params] {
+        let _ = parameters_api(&g).delete(p, &DeleteParams::default()).await;
+    }
+    let _ = g.cloud.client().delete_service_network().service_network_identifier(&shared_id).send().await;
     drop(ctl);
 }

@@ -307,3 +307,52 @@ pub async fn wait_programmed(client: &Client, ns: &str, name: &str) -> String {
     })
     .await
 }
+
+/// Installs (server-side apply) cloudgate's own CRDs and waits until they are served, for tests
+/// that use class parameters or policies. Idempotent; they are left installed.
+pub async fn ensure_cloudgate_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in cloudgate_crds::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(&name, &PatchParams::apply("cloudgate-e2e").force(), &Patch::Apply(&crd)).await.unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        poll(&format!("CRD {name} established"), Duration::from_secs(30), || async {
+            let c = api.get(&name).await.map_err(|e| e.to_string())?;
+            let ok = c.status.and_then(|s| s.conditions).unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True");
+            if ok { Ok(()) } else { Err("not established".to_string()) }
+        })
+        .await;
+    }
+}
+
+/// A GatewayClass whose parametersRef names CloudGatewayParameters `params`.
+pub fn class_with_parameters(name: &str, controller: &str, params: &str) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": name},
+        "spec": {"controllerName": controller,
+                 "parametersRef": {"group": "gateway.cloudgate.io", "kind": "CloudGatewayParameters", "name": params}}})
+}
+
+/// Waits for the class's Accepted condition to have `status` and `reason`; returns the class.
+pub async fn wait_class(client: &Client, name: &str, status: &str, reason: &str) -> DynamicObject {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &gvk("GatewayClass"));
+    poll(&format!("GatewayClass {name} Accepted={status} ({reason})"), Duration::from_secs(60), || async {
+        let c = api.get(name).await.map_err(|e| e.to_string())?;
+        let conds = c.data.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ok = conds.iter().any(|x| {
+            x["type"] == "Accepted" && x["status"] == status && x["reason"] == reason && x["observedGeneration"] == c.metadata.generation.unwrap_or(0)
+        });
+        if ok { Ok(c) } else { Err(format!("{conds:?}")) }
+    })
+    .await
+}
+
+/// Waits until a deleted Gateway is finalized (its cloud resources drained) and gone.
+pub async fn wait_gateway_gone(client: &Client, ns: &str, name: &str) {
+    poll(&format!("Gateway {ns}/{name} finalized and gone"), Duration::from_secs(90), || async {
+        match get_gateway(client, ns, name).await {
+            None => Ok(()),
+            Some(gw) => Err(format!("finalizers {:?}", gw.metadata.finalizers)),
+        }
+    })
+    .await
+}

@@ -37,7 +37,7 @@ use std::net::IpAddr;
 use cloudgate_provider::names::{self, LATTICE, LATTICE_TG};
 use cloudgate_provider::{tags, DesiredResource, RenderContext, RenderError, ResourceGraph, ResourceKey};
 use cloudgate_translate::capabilities::Protocol;
-use cloudgate_translate::model::{Filter, MatchType, PathMatch as PlanPath, RouteKey, RouteKind, RouteMatch};
+use cloudgate_translate::model::{Filter, MatchType, ObjKey, PathMatch as PlanPath, RouteKey, RouteKind, RouteMatch};
 use cloudgate_translate::plan::{Backend, BackendId, ListenerPlan, PlanRule, RuleAction as PlanAction, TlsMode};
 use cloudgate_translate::{weights, LoadBalancerPlan};
 
@@ -170,32 +170,12 @@ impl<'a> Renderer<'a> {
         }
 
         let gw = &self.plan.gateway;
-        let sn_name = names::cloud_name(LATTICE, NAME_PREFIX, &[&gw.namespace, &gw.name], &[&self.ctx.cluster_id, &gw.namespace, &gw.name]);
-        let sn = self.graph.push(DesiredResource::new(
-            kind::SERVICE_NETWORK,
-            sn_name.clone(),
-            self.tags("service-network", None, &sn_name),
-            ServiceNetworkSpec { name: sn_name.clone(), auth_type: AUTH_TYPE_NONE.into() },
-        ));
-        let vpc_assoc_name = names::cloud_name(
-            LATTICE,
-            NAME_PREFIX,
-            &[&gw.namespace, &gw.name],
-            &[&self.ctx.cluster_id, &gw.namespace, &gw.name, "vpc-association", &self.ctx.network],
-        );
-        self.graph.push(
-            DesiredResource::new(
-                kind::SERVICE_NETWORK_VPC_ASSOCIATION,
-                vpc_assoc_name.clone(),
-                self.tags("service-network-vpc-association", None, &vpc_assoc_name),
-                ServiceNetworkVpcAssociationSpec {
-                    service_network_identifier: sn_name.clone(),
-                    vpc_identifier: self.ctx.network.clone(),
-                },
-            )
-            .depends_on([sn.clone()]),
-        );
-
+        let sn = match &self.ctx.service_network {
+            // Adopted: someone else's network (and its VPC associations); only our services
+            // join it. The key names it as the class does, and observe reads it back so.
+            Some(adopted) => ResourceKey { kind: kind::SERVICE_NETWORK.into(), name: adopted.clone() },
+            None => self.push_service_network(gw),
+        };
         for (name, (backend, flavour, route)) in &tgs {
             self.push_target_group(name, backend, *flavour, route)?;
         }
@@ -217,6 +197,33 @@ impl<'a> Renderer<'a> {
             self.push_route(route, &sn)?;
         }
         Ok(self.graph)
+    }
+
+    /// The Gateway's own service network and its association with the VPC.
+    fn push_service_network(&mut self, gw: &ObjKey) -> ResourceKey {
+        let sn_name = names::cloud_name(LATTICE, NAME_PREFIX, &[&gw.namespace, &gw.name], &[&self.ctx.cluster_id, &gw.namespace, &gw.name]);
+        let sn = self.graph.push(DesiredResource::new(
+            kind::SERVICE_NETWORK,
+            sn_name.clone(),
+            self.tags("service-network", None, &sn_name),
+            ServiceNetworkSpec { name: sn_name.clone(), auth_type: AUTH_TYPE_NONE.into() },
+        ));
+        let vpc_assoc_name = names::cloud_name(
+            LATTICE,
+            NAME_PREFIX,
+            &[&gw.namespace, &gw.name],
+            &[&self.ctx.cluster_id, &gw.namespace, &gw.name, "vpc-association", &self.ctx.network],
+        );
+        self.graph.push(
+            DesiredResource::new(
+                kind::SERVICE_NETWORK_VPC_ASSOCIATION,
+                vpc_assoc_name.clone(),
+                self.tags("service-network-vpc-association", None, &vpc_assoc_name),
+                ServiceNetworkVpcAssociationSpec { service_network_identifier: sn_name, vpc_identifier: self.ctx.network.clone() },
+            )
+            .depends_on([sn.clone()]),
+        );
+        sn
     }
 
     /// Routes in the order the plan's listeners first mention them.
@@ -336,7 +343,8 @@ impl<'a> Renderer<'a> {
                 self.tags("service-network-service-association", Some(key), &assoc_name),
                 ServiceNetworkServiceAssociationSpec { service_identifier: svc_name.clone(), service_network_identifier: sn.name.clone() },
             )
-            .depends_on([sn.clone(), svc.clone()]),
+            // An adopted network is not in the graph: the association waits only for the service.
+            .depends_on(self.graph.get(sn).map(|_| sn.clone()).into_iter().chain([svc.clone()])),
         );
 
         for (listener, rules) in &route.listeners {
@@ -561,6 +569,13 @@ fn route_tag(r: &RouteKey) -> String {
     format!("{}/{}/{}", r.kind.kind(), r.namespace, r.name)
 }
 
+/// The route a [`route_tag`] names.
+pub(crate) fn parse_route_tag(t: &str) -> Option<RouteKey> {
+    let mut parts = t.splitn(3, '/');
+    let kind = RouteKind::from_kind(parts.next()?)?;
+    Some(RouteKey { kind, namespace: parts.next()?.to_string(), name: parts.next()?.to_string() })
+}
+
 fn is_passthrough(l: &ListenerPlan) -> bool {
     l.protocol == Protocol::Tls && l.tls.as_ref().is_none_or(|t| t.mode == TlsMode::Passthrough)
 }
@@ -682,4 +697,17 @@ fn http_matches(m: &RouteMatch, key: &RouteKey) -> Result<Vec<(&'static str, Htt
             return Err(unrenderable(format!("{key}: regular expression path matches are not available in Lattice")));
         }
     })
+}
+
+#[cfg(test)]
+mod route_tag_tests {
+    use super::*;
+
+    #[test]
+    fn route_tags_round_trip() {
+        let r = RouteKey { kind: RouteKind::Grpc, namespace: "apps".into(), name: "a.b".into() };
+        assert_eq!(parse_route_tag(&route_tag(&r)), Some(r));
+        assert_eq!(parse_route_tag("Nope/x/y"), None);
+        assert_eq!(parse_route_tag("HTTPRoute/only-namespace"), None);
+    }
 }

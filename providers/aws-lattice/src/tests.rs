@@ -396,6 +396,32 @@ spec:
 }
 
 #[test]
+fn an_adopted_service_network_is_joined_never_created() {
+    let docs = format!(
+        r#"{HTTP_GATEWAY}---{WEB_BACKENDS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: apps}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: web-v1, port: 80}}]}}]
+"#
+    );
+    let w = world(&docs);
+    let t = translate(&w, "apps", "gw");
+    let ctx = RenderContext { service_network: Some("shared-mesh".into()), ..ctx() };
+    let g = LatticeProvider::default().render(&t.plan, &ctx).unwrap();
+    assert!(of_kind(&g, kind::SERVICE_NETWORK).is_empty(), "an adopted network is not ours to create");
+    assert!(of_kind(&g, kind::SERVICE_NETWORK_VPC_ASSOCIATION).is_empty(), "its VPC associations belong to its owner");
+    let assoc = one(&g, kind::SERVICE_NETWORK_SERVICE_ASSOCIATION);
+    assert_eq!(assoc.spec["serviceNetworkIdentifier"], "shared-mesh");
+    assert_eq!(assoc.depends_on, vec![one(&g, kind::SERVICE).key.clone()]);
+    // The service itself is the same as with a network of our own.
+    let own = render(&w, "apps", "gw").unwrap();
+    assert_eq!(one(&own, kind::SERVICE).key, one(&g, kind::SERVICE).key);
+}
+
+#[test]
 fn grpc_route_gets_a_grpc_target_group_and_an_exact_path_rule() {
     let docs = r#"
 apiVersion: gateway.networking.k8s.io/v1

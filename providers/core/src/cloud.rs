@@ -64,4 +64,11 @@ pub trait CloudProvider: Provider {
         observed: &'a [ObservedResource],
         ctx: &'a RenderContext,
     ) -> BoxFuture<'a, Result<ApplyOutcome, CloudError>>;
+
+    /// Addresses a route is reachable at by itself, read from what `observe` returned: VPC
+    /// Lattice gives every route its own service and DNS name. Load balancers that serve every
+    /// route at the Gateway's address have none.
+    fn route_addresses(&self, _observed: &[ObservedResource]) -> Vec<(cloudgate_translate::model::RouteKey, String)> {
+        Vec::new()
+    }
 }

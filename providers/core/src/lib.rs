@@ -32,6 +32,9 @@ pub struct RenderContext {
     pub project: String,
     /// Extra tags/labels from the class parameters, applied to every resource.
     pub default_tags: std::collections::BTreeMap<String, String>,
+    /// aws-lattice: join this existing service network (name, id or ARN) instead of creating
+    /// one per Gateway (class parameters `serviceNetwork.mode: Adopt`).
+    pub service_network: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -94,9 +94,22 @@ impl Provider for LatticeCloud {
 }
 
 impl CloudProvider for LatticeCloud {
-    fn observe<'a>(&'a self, owner: &'a Owner, _ctx: &'a RenderContext) -> BoxFuture<'a, Result<Vec<ObservedResource>, CloudError>> {
+    /// Each route's Lattice service DNS name (a service's route tag says whose it is).
+    fn route_addresses(&self, observed: &[ObservedResource]) -> Vec<(cloudgate_translate::model::RouteKey, String)> {
+        observed
+            .iter()
+            .filter(|o| o.key.kind == crate::kind::SERVICE)
+            .filter_map(|o| {
+                let route = crate::render::parse_route_tag(o.tags.get(cloudgate_provider::tags::ROUTE)?)?;
+                let dns = o.spec.pointer("/dnsEntry/domainName")?.as_str()?.to_string();
+                Some((route, dns))
+            })
+            .collect()
+    }
+
+    fn observe<'a>(&'a self, owner: &'a Owner, ctx: &'a RenderContext) -> BoxFuture<'a, Result<Vec<ObservedResource>, CloudError>> {
         let span = tracing::info_span!("lattice_observe", gateway = %owner.gateway, cluster = %owner.cluster_id);
-        Box::pin(tracing::Instrument::instrument(observe::observe(&self.clients, owner), span))
+        Box::pin(tracing::Instrument::instrument(observe::observe(&self.clients, owner, ctx.service_network.as_deref()), span))
     }
 
     fn apply<'a>(

@@ -39,6 +39,23 @@ fn observed(kind: &str, name: String, arn: &str, tags: Tags, spec: Value) -> Obs
     ObservedResource { key: ResourceKey { kind: kind.into(), name }, id: arn.to_string(), tags, spec }
 }
 
+/// A service association, read back with `network` as the service network's identifier.
+fn service_association(
+    a: &aws_sdk_vpclattice::types::ServiceNetworkServiceAssociationSummary,
+    network: &str,
+    arn: &str,
+    t: Tags,
+    key_name: &dyn Fn(&Tags, &str) -> String,
+) -> ObservedResource {
+    let spec = json!({
+        "serviceIdentifier": a.service_name(),
+        "serviceNetworkIdentifier": network,
+        "status": a.status().map(|s| s.as_str()),
+        "dnsEntry": dns_to_json(a.dns_entry()),
+    });
+    observed(kind::SERVICE_NETWORK_SERVICE_ASSOCIATION, key_name(&t, a.id().unwrap_or(arn)), arn, t, spec)
+}
+
 /// Collects every page of a Lattice List call.
 macro_rules! list_all {
     ($cl:expr, $op:literal, $req:expr) => {{
@@ -74,7 +91,10 @@ impl Names {
     }
 }
 
-pub async fn observe(cl: &Clients, owner: &Owner) -> Result<Vec<ObservedResource>, CloudError> {
+/// `adopted`: the service network the class adopts (name, id or ARN), if any. It is returned as
+/// seen (with its own tags, so `diff` never touches it) under the identifier render uses, so
+/// that apply can find its id; only our associations in it are read.
+pub async fn observe(cl: &Clients, owner: &Owner, adopted: Option<&str>) -> Result<Vec<ObservedResource>, CloudError> {
     let gateway = owner.gateway.to_string();
     let ours = |t: &Tags| tags::owned_by(t, &owner.cluster_id) && t.get(tags::GATEWAY) == Some(&gateway);
     let key_name = |t: &Tags, fallback: &str| t.get(tags::NAME).cloned().unwrap_or_else(|| format!("unnamed-{fallback}"));
@@ -83,6 +103,18 @@ pub async fn observe(cl: &Clients, owner: &Owner) -> Result<Vec<ObservedResource
     // --- service networks and their associations ---
     for sn in list_all!(cl, "ListServiceNetworks", cl.lattice.list_service_networks()) {
         let (Some(id), Some(arn), Some(name)) = (sn.id(), sn.arn(), sn.name()) else { continue };
+        if let Some(ident) = adopted.filter(|a| [id, arn, name].contains(a)) {
+            let t = cl.tags_of(arn).await?;
+            out.push(observed(kind::SERVICE_NETWORK, ident.to_string(), arn, t, json!({"name": name})));
+            for a in list_all!(cl, "ListServiceNetworkServiceAssociations", cl.lattice.list_service_network_service_associations().service_network_identifier(id)) {
+                let Some(aarn) = a.arn() else { continue };
+                let t = cl.tags_of(aarn).await?;
+                if ours(&t) {
+                    out.push(service_association(&a, ident, aarn, t, &key_name));
+                }
+            }
+            continue;
+        }
         if !name.starts_with(OUR_PREFIX) {
             continue;
         }
@@ -121,16 +153,9 @@ pub async fn observe(cl: &Clients, owner: &Owner) -> Result<Vec<ObservedResource
         for a in svcs {
             let Some(aarn) = a.arn() else { continue };
             let t = cl.tags_of(aarn).await?;
-            if !ours(&t) {
-                continue;
+            if ours(&t) {
+                out.push(service_association(&a, name, aarn, t, &key_name));
             }
-            let spec = json!({
-                "serviceIdentifier": a.service_name(),
-                "serviceNetworkIdentifier": name,
-                "status": a.status().map(|s| s.as_str()),
-                "dnsEntry": dns_to_json(a.dns_entry()),
-            });
-            out.push(observed(kind::SERVICE_NETWORK_SERVICE_ASSOCIATION, key_name(&t, a.id().unwrap_or(aarn)), aarn, t, spec));
         }
     }
 
