@@ -221,7 +221,7 @@ pub fn resolve(
     let backend = BackendKey { provider, region: if provider == "gcp" { String::new() } else { region.clone() } };
     Ok(ClassSettings {
         backend,
-        render: RenderContext { cluster_id: args.cluster_id.clone(), region, network, subnets, scheme, project, default_tags, service_network: adopt },
+        render: RenderContext { cluster_id: args.cluster_id.clone(), region, network, subnets, scheme, project, default_tags, service_network: adopt, ..Default::default() },
     })
 }
 

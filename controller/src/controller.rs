@@ -183,6 +183,7 @@ fn all_keys(index: &Mutex<Index>) -> Vec<WorkKey> {
         .keys()
         .map(|c| WorkKey::Class(c.clone()))
         .chain(ix.world.gateways.keys().map(|g| WorkKey::Gateway(g.clone())))
+        .chain(ix.all_policies())
         .collect()
 }
 
@@ -210,6 +211,7 @@ async fn worker(
         let span = match &key {
             WorkKey::Gateway(k) => tracing::info_span!("reconcile", gateway = %k, worker = id),
             WorkKey::Class(n) => tracing::info_span!("reconcile", gatewayclass = %n, worker = id),
+            WorkKey::HealthCheckPolicy(k) => tracing::info_span!("reconcile", healthcheckpolicy = %k, worker = id),
         };
         let started = Instant::now();
         let mut lost = leader.clone();
@@ -226,6 +228,7 @@ async fn worker(
         let kind = match key {
             WorkKey::Gateway(_) => "gateway",
             WorkKey::Class(_) => "gatewayclass",
+            WorkKey::HealthCheckPolicy(_) => "healthcheckpolicy",
         };
         let outcome = match result {
             Ok(o) => {
@@ -265,6 +268,7 @@ async fn run_one(ctx: &Context, key: &WorkKey) -> Result<Outcome, ReconcileError
     match key {
         WorkKey::Gateway(k) => reconcile::reconcile_gateway(ctx, k).await,
         WorkKey::Class(n) => reconcile::reconcile_class(ctx, n).await,
+        WorkKey::HealthCheckPolicy(k) => reconcile::reconcile_policy(ctx, k).await,
     }
 }
 

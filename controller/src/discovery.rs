@@ -89,11 +89,14 @@ pub async fn discover(client: &Client) -> Result<Discovered, DiscoveryError> {
         Err(e) if crate::errors::is_status(&e, 404) => None,
         Err(e) => return Err(e.into()),
     };
-    match ours.as_ref().and_then(|g| g.resources_by_stability().into_iter().find(|(ar, _)| ar.kind == crate::class_params::PARAMETERS_KIND)) {
-        Some((ar, _)) => {
-            watches.insert(Watched::ClassParameters, ar);
+    let served = ours.as_ref().map(|g| g.resources_by_stability()).unwrap_or_default();
+    for (w, kind) in [(Watched::ClassParameters, crate::class_params::PARAMETERS_KIND), (Watched::HealthCheckPolicy, "HealthCheckPolicy")] {
+        match served.iter().find(|(ar, _)| ar.kind == kind) {
+            Some((ar, _)) => {
+                watches.insert(w, ar.clone());
+            }
+            None => missing.push(kind),
         }
-        None => missing.push(crate::class_params::PARAMETERS_KIND),
     }
     Ok(Discovered { watches, missing, bundle_version: bundle_version(client).await })
 }

@@ -20,7 +20,10 @@ use gateway_api::experimental::{grpcroutes, httproutes, tcproutes, tlsroutes};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
+use std::sync::Arc;
+
 use cloudgate_crds::parameters::{CloudGatewayParameters, CloudGatewayParametersSpec};
+use cloudgate_crds::HealthCheckPolicy;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -31,6 +34,8 @@ pub enum WorkKey {
     Class(String),
     /// Everything one Gateway owns: cloud resources, its status, its routes' status entries.
     Gateway(ObjKey),
+    /// A HealthCheckPolicy's status (which Gateways it reaches, accepted or why not).
+    HealthCheckPolicy(ObjKey),
 }
 
 impl std::fmt::Display for WorkKey {
@@ -38,6 +43,7 @@ impl std::fmt::Display for WorkKey {
         match self {
             WorkKey::Class(n) => write!(f, "GatewayClass {n}"),
             WorkKey::Gateway(k) => write!(f, "Gateway {k}"),
+            WorkKey::HealthCheckPolicy(k) => write!(f, "HealthCheckPolicy {k}"),
         }
     }
 }
@@ -56,6 +62,8 @@ pub enum Watched {
     Namespace,
     /// cloudgate's `CloudGatewayParameters` (GatewayClass parametersRef targets).
     ClassParameters,
+    /// cloudgate's `HealthCheckPolicy` (attached to Services).
+    HealthCheckPolicy,
 }
 
 impl Watched {
@@ -71,6 +79,7 @@ impl Watched {
             Watched::Secret => "Secret",
             Watched::Namespace => "Namespace",
             Watched::ClassParameters => "CloudGatewayParameters",
+            Watched::HealthCheckPolicy => "HealthCheckPolicy",
         }
     }
 }
@@ -106,6 +115,7 @@ pub struct Index {
     /// `CloudGatewayParameters` specs by name; `None` while the CRD is not installed (classes
     /// referencing one then say so).
     pub class_parameters: Option<BTreeMap<String, CloudGatewayParametersSpec>>,
+    pub health_policies: BTreeMap<ObjKey, Arc<HealthCheckPolicy>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -272,6 +282,20 @@ impl Index {
                 all.insert(key.name.clone(), p.spec);
                 if changed { self.classes_using(&key.name) } else { Triggers::new() }
             }
+            Watched::HealthCheckPolicy => {
+                let p: HealthCheckPolicy = convert(obj)?;
+                let old = self.health_policies.get(&key).cloned();
+                if old.as_ref().is_some_and(|o| o.spec == p.spec && o.metadata.generation == p.metadata.generation) {
+                    // Only its status changed (ours, most likely): nothing to do.
+                    return Ok(Triggers::new());
+                }
+                let mut t = old.map(|o| self.policy_users(&o)).unwrap_or_default();
+                let p = Arc::new(p);
+                t.extend(self.policy_users(&p));
+                self.health_policies.insert(key.clone(), p);
+                t.insert(WorkKey::HealthCheckPolicy(key));
+                t
+            }
         })
     }
 
@@ -321,15 +345,16 @@ impl Index {
                 self.class_parameters.get_or_insert_with(BTreeMap::new).remove(&key.name);
                 self.classes_using(&key.name)
             }
+            Watched::HealthCheckPolicy => match self.health_policies.remove(key) {
+                Some(p) => self.policy_users(&p),
+                None => Triggers::new(),
+            },
         }
     }
 
-    /// Records what `gateway`'s translation depends on beyond its routes (which the World
-    /// indexes itself): the Services its routes' backendRefs name, resolved or not (a missing
-    /// Service that appears must fix `BackendNotFound`), and the Secrets its listeners name.
-    /// Called under the same lock as the translation, so no event can fall between the two.
-    pub fn record_dependencies(&mut self, gateway: &ObjKey) {
-        let deps = match self.world.gateways.get(gateway) {
+    /// What `gateway`'s translation reads beyond its routes, from the World as it is now.
+    fn deps_of(&self, gateway: &ObjKey) -> Deps {
+        match self.world.gateways.get(gateway) {
             None => Deps::default(),
             Some(gw) => {
                 let mut d = Deps::default();
@@ -357,7 +382,21 @@ impl Index {
                 }
                 d
             }
-        };
+        }
+    }
+
+    /// The Services `gateway`'s routes send to (backendRefs and mirrors), whether or not they
+    /// exist: what a policy attached to a Service reaches through.
+    pub fn services_of(&self, gateway: &ObjKey) -> BTreeSet<ObjKey> {
+        self.deps_of(gateway).services
+    }
+
+    /// Records what `gateway`'s translation depends on beyond its routes (which the World
+    /// indexes itself): the Services its routes' backendRefs name, resolved or not (a missing
+    /// Service that appears must fix `BackendNotFound`), and the Secrets its listeners name.
+    /// Called under the same lock as the translation, so no event can fall between the two.
+    pub fn record_dependencies(&mut self, gateway: &ObjKey) {
+        let deps = self.deps_of(gateway);
         let old = self.deps.remove(gateway).unwrap_or_default();
         for s in &old.services {
             remove_user(&mut self.service_users, s, gateway);
@@ -403,6 +442,18 @@ impl Index {
         let mut t = gateways(self.world.gateways.iter().filter(|(_, g)| g.spec.gateway_class_name == class).map(|(k, _)| k.clone()));
         t.insert(WorkKey::Class(class.to_string()));
         t
+    }
+
+    /// The Gateways sending to a Service `p` targets (their health checks change with it).
+    fn policy_users(&self, p: &HealthCheckPolicy) -> Triggers {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        p.spec.target_refs.iter().flat_map(|r| self.users_of(&self.service_users, &ObjKey::new(&ns, &r.name))).collect()
+    }
+
+    /// Every HealthCheckPolicy: which Gateways a policy reaches changes with Gateways, routes
+    /// and classes, so their changes re-check every policy's status (there are few).
+    pub fn all_policies(&self) -> Triggers {
+        self.health_policies.keys().map(|k| WorkKey::HealthCheckPolicy(k.clone())).collect()
     }
 
     /// The classes whose parametersRef names CloudGatewayParameters `name`, and their Gateways.

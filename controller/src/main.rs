@@ -23,6 +23,7 @@ mod manifests;
 mod metrics;
 mod ops_server;
 mod plan_command;
+mod policies;
 mod providers;
 mod queue;
 mod reconcile;

@@ -91,7 +91,7 @@ pub fn build(args: &PlanArgs, world: &World, mut warnings: Vec<String>) -> anyho
         scheme: args.scheme.clone(),
         project: args.project.clone(),
         default_tags: BTreeMap::new(),
-        service_network: None,
+        ..Default::default()
     };
 
     let ours = |class: &str| match world.classes.get(class) {

@@ -39,6 +39,7 @@ use tokio::sync::watch;
 
 use crate::class_params::{self, ClassSettings, Placement, PLACEMENT_ANNOTATION};
 use crate::config::ControllerArgs;
+use crate::policies;
 use crate::errors::{is_status, ReconcileError};
 use crate::index::Index;
 use crate::metrics::Metrics;
@@ -118,7 +119,10 @@ impl Context {
             (None, false) => Snapshot::ClassUnknown,
             (Some(false), false) => Snapshot::CleanUp { gw, routes: stale_routes(&ix, &[]), why: "class belongs to another controller", settings: placed },
             (Some(true), false) => {
-                let settings = settings.unwrap_or_else(|| Err("no class".into()));
+                let settings = settings.unwrap_or_else(|| Err("no class".into())).map(|mut s| {
+                    s.render.health_checks = policies::for_gateway(&ix, key, s.backend.provider);
+                    s
+                });
                 // A class whose parameters are unusable still gets its routes checked, against
                 // what the flags' provider can express.
                 let caps = match &settings {
@@ -532,6 +536,33 @@ pub async fn reconcile_class(ctx: &Context, name: &str) -> Result<Outcome, Recon
     let next = gateway_class::class_status(&class, &caps, bundle.as_deref(), parameters, &now());
     ctx.writer.class(&class, &next).await?;
     Ok(Outcome::Forget)
+}
+
+/// A HealthCheckPolicy's status: one ancestor entry per Gateway of ours it reaches. Written
+/// (server-side apply of the status) only when it changed.
+pub async fn reconcile_policy(ctx: &Context, key: &ObjKey) -> Result<Outcome, ReconcileError> {
+    let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string();
+    let (next, current) = {
+        let ix = ctx.index.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(next) = policies::status(&ix, &ctx.args, key, &now) else { return Ok(Outcome::Forget) };
+        (next, ix.health_policies.get(key).and_then(|p| p.status.clone()).unwrap_or_default())
+    };
+    if next == current {
+        return Ok(Outcome::Forget);
+    }
+    if !*ctx.leader.borrow() {
+        return Err(ReconcileError::NotLeader);
+    }
+    let api: Api<cloudgate_crds::HealthCheckPolicy> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let body = json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": "HealthCheckPolicy", "status": next});
+    match api.patch_status(&key.name, &PatchParams::apply(crate::status_writer::FIELD_MANAGER).force(), &Patch::Apply(&body)).await {
+        Ok(_) => {
+            ctx.metrics.status_written("HealthCheckPolicy");
+            Ok(Outcome::Forget)
+        }
+        Err(e) if is_status(&e, 404) => Ok(Outcome::Forget),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

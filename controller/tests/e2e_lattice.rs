@@ -240,6 +240,7 @@ async fn gateway_lifecycle_on_lattice() {
     let controller_name = format!("cloudgate.io/{}", unique("lat"));
     let class_name = unique("cg-lat");
     let ns = namespace(&g.kube, "e2e-lat").await;
+    ensure_cloudgate_crds(&g.kube).await;
     let ctl = start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, resync: "5s" });
 
     step("provision: class, gateway, route with a header rule after a catch-all");
@@ -361,6 +362,36 @@ async fn gateway_lifecycle_on_lattice() {
     .await;
     assert_eq!(targets(&g, &tg_b).await.unwrap(), ips_b, "the other target group is untouched");
 
+    step("health check policies: one applied to web-a's target group, one Lattice cannot do");
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        g.kube.clone(),
+        &ns,
+        &ApiResource::from_gvk_with_plural(&kube::core::GroupVersionKind::gvk("gateway.cloudgate.io", "v1alpha1", "HealthCheckPolicy"), "healthcheckpolicies"),
+    );
+    for (name, svc, extra) in [("hc-a", "web-a", json!({"path": "/healthz", "intervalSeconds": 10, "matcher": {"httpCodes": "200-299"}})), ("hc-b", "web-b", json!({"protocol": "GRPC"}))] {
+        let mut spec = json!({"targetRefs": [{"group": "", "kind": "Service", "name": svc}]});
+        spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let obj: DynamicObject = serde_json::from_value(json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": "HealthCheckPolicy", "metadata": {"name": name}, "spec": spec})).unwrap();
+        policies.create(&Default::default(), &obj).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+    let before_b = tg_health(&g, &tg_b).await.unwrap();
+    poll("web-a's target group checks /healthz every 10 s", Duration::from_secs(60), || async {
+        let got = tg_health(&g, &tg_a).await?;
+        if got == (Some("/healthz".to_string()), Some(10)) { Ok(()) } else { Err(format!("{got:?}")) }
+    })
+    .await;
+    poll("hc-a Accepted on the Gateway", Duration::from_secs(30), || async {
+        let v = policy_accepted(&policies, "hc-a", &controller_name).await?;
+        if v == ("True".to_string(), "Accepted".to_string()) { Ok(()) } else { Err(format!("{v:?}")) }
+    })
+    .await;
+    poll("hc-b not accepted: Lattice does not check over gRPC", Duration::from_secs(30), || async {
+        let v = policy_accepted(&policies, "hc-b", &controller_name).await?;
+        if v == ("False".to_string(), "Invalid".to_string()) { Ok(()) } else { Err(format!("{v:?}")) }
+    })
+    .await;
+    assert_eq!(tg_health(&g, &tg_b).await.unwrap(), before_b, "a policy the provider cannot apply changes nothing");
+
     step("delete the route: its service, listener, rules and target groups go");
     let svc_id = service_by_dns(&g, &dns).await.expect("service").id;
     routes.delete("web", &DeleteParams::default()).await.expect("delete route");
@@ -393,6 +424,25 @@ async fn gateway_lifecycle_on_lattice() {
 /// The Lattice service networks (ids) the Lattice service of `dns` is associated with.
 async fn networks_of(g: &Ground, dns: &str) -> Result<Vec<String>, String> {
     Ok(service_by_dns(g, dns).await?.networks)
+}
+
+/// A target group's health check path and interval, as Lattice has it.
+async fn tg_health(g: &Ground, tg: &str) -> Result<(Option<String>, Option<i32>), String> {
+    let got = g.cloud.client().get_target_group().target_group_identifier(tg).send().await.map_err(|e| format!("{e:?}"))?;
+    let hc = got.config().and_then(|c| c.health_check()).cloned().ok_or("no health check")?;
+    Ok((hc.path().map(str::to_string), hc.health_check_interval_seconds()))
+}
+
+/// Status and reason of the policy's Accepted condition in our ancestor entry for Gateway `gw`.
+async fn policy_accepted(policies: &Api<DynamicObject>, name: &str, controller_name: &str) -> Result<(String, String), String> {
+    let p = policies.get(name).await.map_err(|e| e.to_string())?;
+    let ancestors = p.data.pointer("/status/ancestors").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mine = ancestors
+        .iter()
+        .find(|a| a["controllerName"] == controller_name && a["ancestorRef"]["name"] == "gw")
+        .ok_or(format!("no ancestor entry: {ancestors:?}"))?;
+    let c = mine["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted")).cloned().ok_or("no Accepted")?;
+    Ok((c["status"].as_str().unwrap_or_default().to_string(), c["reason"].as_str().unwrap_or_default().to_string()))
 }
 
 fn parameters_api(g: &Ground) -> Api<DynamicObject> {

@@ -169,7 +169,8 @@ PY
     for res in gatewayclasses.gateway.networking.k8s.io gateways.gateway.networking.k8s.io httproutes.gateway.networking.k8s.io \
       grpcroutes.gateway.networking.k8s.io tlsroutes.gateway.networking.k8s.io tcproutes.gateway.networking.k8s.io \
       referencegrants.gateway.networking.k8s.io backendtlspolicies.gateway.networking.k8s.io services namespaces \
-      endpointslices.discovery.k8s.io secrets; do
+      endpointslices.discovery.k8s.io secrets cloudgatewayparameters.gateway.cloudgate.io \
+      healthcheckpolicies.gateway.cloudgate.io; do
       can yes list "$res" || r=1; can yes watch "$res" || r=1
     done
     can yes patch gateways.gateway.networking.k8s.io team-a || r=1
@@ -180,6 +181,7 @@ PY
       can yes get "$route.gateway.networking.k8s.io" team-a status || r=1
       can yes patch "$route.gateway.networking.k8s.io" team-a status || r=1
     done
+    can yes patch healthcheckpolicies.gateway.cloudgate.io team-a status || r=1
     can yes get customresourcedefinitions.apiextensions.k8s.io || r=1
     can yes create events.events.k8s.io team-a || r=1
     can yes create events.events.k8s.io default || r=1
@@ -197,6 +199,8 @@ PY
     can no get secrets team-a || r=1
     can no create secrets team-a || r=1
     can no patch services team-a || r=1
+    can no patch healthcheckpolicies.gateway.cloudgate.io team-a || r=1
+    can no create cloudgatewayparameters.gateway.cloudgate.io || r=1
     can no create pods team-a || r=1
     can no patch deployments.apps $NS || r=1
     can no update customresourcedefinitions.apiextensions.k8s.io || r=1

@@ -117,6 +117,10 @@ impl Provider for LatticeProvider {
     fn render(&self, plan: &LoadBalancerPlan, ctx: &RenderContext) -> Result<ResourceGraph, RenderError> {
         render::render(plan, ctx)
     }
+
+    fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
+        render::health_check_support(hc)
+    }
 }
 
 /// Where the Gateway's addresses come from: the DNS name Lattice assigns each service

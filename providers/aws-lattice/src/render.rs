@@ -34,6 +34,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use cloudgate_provider::health::{self, HealthCheck, HealthCheckProtocol};
 use cloudgate_provider::names::{self, LATTICE, LATTICE_TG};
 use cloudgate_provider::{tags, DesiredResource, RenderContext, RenderError, ResourceGraph, ResourceKey};
 use cloudgate_translate::capabilities::Protocol;
@@ -315,7 +316,10 @@ impl<'a> Renderer<'a> {
                 protocol_version: flavour.version,
                 ip_address_type: flavour.ip,
                 vpc_identifier: self.ctx.network.clone(),
-                health_check: health_check(flavour),
+                health_check: match self.ctx.health_checks.get(&backend.service) {
+                    Some(policy) => with_policy(health_check(flavour), policy, flavour),
+                    None => health_check(flavour),
+                },
             },
             targets,
         };
@@ -640,6 +644,7 @@ fn health_check(f: Flavour) -> HealthCheckConfig {
             enabled: true,
             protocol: Some(f.protocol),
             protocol_version: Some(ProtocolVersion::Http1),
+            port: None,
             path: Some("/".into()),
             health_check_interval_seconds: Some(30),
             health_check_timeout_seconds: Some(5),
@@ -649,6 +654,54 @@ fn health_check(f: Flavour) -> HealthCheckConfig {
         },
         _ => HealthCheckConfig { enabled: false, ..Default::default() },
     }
+}
+
+/// What Lattice health checks can do (HealthCheckConfig): HTTP or HTTPS over HTTP/1.1 or
+/// HTTP/2, HTTP status matchers, interval 5-300 s, timeout 1-120 s, thresholds 2-10.
+pub fn health_check_support(hc: &HealthCheck) -> Result<(), String> {
+    match hc.protocol {
+        Some(HealthCheckProtocol::Grpc) => return Err("aws-lattice health checks speak HTTP or HTTPS (HTTP/1.1 or HTTP/2), not gRPC".into()),
+        Some(HealthCheckProtocol::Tcp) => return Err("aws-lattice checks HTTP target groups over HTTP or HTTPS, not TCP".into()),
+        _ => {}
+    }
+    if hc.grpc_codes.is_some() {
+        return Err("aws-lattice health checks match HTTP codes only (matcher.grpcCodes)".into());
+    }
+    health::in_range("intervalSeconds", hc.interval_seconds, 5, 300, PROVIDER)?;
+    health::in_range("timeoutSeconds", hc.timeout_seconds, 1, 120, PROVIDER)?;
+    health::in_range("healthyThreshold", hc.healthy_threshold, 2, 10, PROVIDER)?;
+    health::in_range("unhealthyThreshold", hc.unhealthy_threshold, 2, 10, PROVIDER)?;
+    Ok(())
+}
+
+/// A policy's settings over the defaults of a target group's health check. TCP (passthrough)
+/// target groups keep theirs: Lattice checks those with no HTTP at all.
+fn with_policy(mut hc: HealthCheckConfig, p: &HealthCheck, f: Flavour) -> HealthCheckConfig {
+    if f.protocol == TargetGroupProtocol::Tcp {
+        return hc;
+    }
+    hc.enabled = true;
+    let (protocol, version) = match p.protocol {
+        Some(HealthCheckProtocol::Https) => (TargetGroupProtocol::Https, ProtocolVersion::Http1),
+        Some(HealthCheckProtocol::Http) => (TargetGroupProtocol::Http, ProtocolVersion::Http1),
+        Some(HealthCheckProtocol::Http2) => (f.protocol, ProtocolVersion::Http2),
+        // The target group's own protocol; gRPC and HTTP/2 backends are checked over HTTP/2.
+        _ => (f.protocol, if f.version == Some(ProtocolVersion::Http1) { ProtocolVersion::Http1 } else { ProtocolVersion::Http2 }),
+    };
+    hc.protocol = Some(protocol);
+    hc.protocol_version = Some(version);
+    hc.path = p.path.clone().or(hc.path).or_else(|| Some("/".into()));
+    hc.port = p.port.or(hc.port);
+    hc.health_check_interval_seconds = p.interval_seconds.or(hc.health_check_interval_seconds);
+    hc.health_check_timeout_seconds = p.timeout_seconds.or(hc.health_check_timeout_seconds);
+    hc.healthy_threshold_count = p.healthy_threshold.or(hc.healthy_threshold_count);
+    hc.unhealthy_threshold_count = p.unhealthy_threshold.or(hc.unhealthy_threshold_count);
+    if let Some(codes) = &p.http_codes {
+        hc.matcher = Some(Matcher { http_code: codes.clone() });
+    } else if hc.matcher.is_none() {
+        hc.matcher = Some(Matcher { http_code: "200".into() });
+    }
+    hc
 }
 
 /// The Lattice matches for one plan match, each with a stable label for its rule's identity.

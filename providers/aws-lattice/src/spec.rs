@@ -232,6 +232,8 @@ pub struct HealthCheckConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<ProtocolVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check_interval_seconds: Option<u32>,

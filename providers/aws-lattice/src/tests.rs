@@ -395,9 +395,9 @@ spec:
     assert_eq!(sb.tags[tags::GATEWAY], "apps/gw2");
 }
 
-#[test]
-fn an_adopted_service_network_is_joined_never_created() {
-    let docs = format!(
+/// Gateway `apps/gw` with one HTTPRoute sending everything to `web-v1`.
+fn one_route_world() -> World {
+    world(&format!(
         r#"{HTTP_GATEWAY}---{WEB_BACKENDS}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -406,8 +406,12 @@ spec:
   parentRefs: [{{name: gw}}]
   rules: [{{backendRefs: [{{name: web-v1, port: 80}}]}}]
 "#
-    );
-    let w = world(&docs);
+    ))
+}
+
+#[test]
+fn an_adopted_service_network_is_joined_never_created() {
+    let w = one_route_world();
     let t = translate(&w, "apps", "gw");
     let ctx = RenderContext { service_network: Some("shared-mesh".into()), ..ctx() };
     let g = LatticeProvider::default().render(&t.plan, &ctx).unwrap();
@@ -419,6 +423,35 @@ spec:
     // The service itself is the same as with a network of our own.
     let own = render(&w, "apps", "gw").unwrap();
     assert_eq!(one(&own, kind::SERVICE).key, one(&g, kind::SERVICE).key);
+}
+
+#[test]
+fn health_check_policies_set_the_target_group_health_check() {
+    use cloudgate_provider::health::{HealthCheck, HealthCheckProtocol};
+    let w = one_route_world();
+    let t = translate(&w, "apps", "gw");
+    let hc = HealthCheck {
+        path: Some("/healthz".into()),
+        interval_seconds: Some(10),
+        http_codes: Some("200-299".into()),
+        ..Default::default()
+    };
+    let mut ctx = ctx();
+    ctx.health_checks.insert(ObjKey::new("apps", "web-v1"), hc.clone());
+    let g = LatticeProvider::default().render(&t.plan, &ctx).unwrap();
+    let check = &one(&g, kind::TARGET_GROUP).spec["config"]["healthCheck"];
+    assert_eq!(check["enabled"], true);
+    assert_eq!(check["path"], "/healthz");
+    assert_eq!(check["healthCheckIntervalSeconds"], 10);
+    assert_eq!(check["matcher"]["httpCode"], "200-299");
+    assert_eq!(check["unhealthyThresholdCount"], 2, "unset fields keep the defaults");
+
+    let p = LatticeProvider::default();
+    assert!(p.health_check_support(&hc).is_ok());
+    let grpc = HealthCheck { protocol: Some(HealthCheckProtocol::Grpc), ..Default::default() };
+    assert!(p.health_check_support(&grpc).unwrap_err().contains("not gRPC"));
+    let fast = HealthCheck { interval_seconds: Some(1), ..Default::default() };
+    assert!(p.health_check_support(&fast).unwrap_err().contains("intervalSeconds 1"));
 }
 
 #[test]

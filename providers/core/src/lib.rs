@@ -6,6 +6,7 @@
 
 pub mod cloud;
 pub mod diff;
+pub mod health;
 pub mod names;
 pub mod resource;
 pub mod tags;
@@ -35,6 +36,9 @@ pub struct RenderContext {
     /// aws-lattice: join this existing service network (name, id or ARN) instead of creating
     /// one per Gateway (class parameters `serviceNetwork.mode: Adopt`).
     pub service_network: Option<String>,
+    /// Health check settings by Service (`namespace/name`), from HealthCheckPolicies the
+    /// provider accepted (see [`Provider::health_check_support`]).
+    pub health_checks: std::collections::BTreeMap<cloudgate_translate::model::ObjKey, health::HealthCheck>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,4 +53,10 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
     fn capabilities(&self) -> &Capabilities;
     fn render(&self, plan: &LoadBalancerPlan, ctx: &RenderContext) -> Result<ResourceGraph, RenderError>;
+
+    /// Whether `render` applies these health check settings; `Err(why)` is reported on the
+    /// policy (`Accepted=False`), and the settings are then not passed to `render`.
+    fn health_check_support(&self, _hc: &health::HealthCheck) -> Result<(), String> {
+        Err(format!("the {} provider does not apply HealthCheckPolicy settings yet", self.name()))
+    }
 }

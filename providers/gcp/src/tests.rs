@@ -37,7 +37,7 @@ fn ctx() -> RenderContext {
         scheme: String::new(),
         project: "proj".into(),
         default_tags: BTreeMap::new(),
-        service_network: None,
+        ..Default::default()
     }
 }
 

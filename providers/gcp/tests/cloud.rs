@@ -127,7 +127,7 @@ impl Ground {
             scheme: String::new(),
             project: env("GCE_PROJECT"),
             default_tags: BTreeMap::new(),
-            service_network: None,
+            ..Default::default()
         };
         Ground { cloud, ctx, owner: Owner { cluster_id: cluster, gateway: ObjKey::new("apps", "web") } }
     }

@@ -87,6 +87,7 @@ pub fn health_check_to_sdk(h: &spec::HealthCheckConfig) -> sdk::HealthCheckConfi
         .enabled(h.enabled)
         .set_protocol(h.protocol.as_ref().map(|p| sdk::TargetGroupProtocol::from(wire(p).as_str())))
         .set_protocol_version(h.protocol_version.as_ref().map(|v| sdk::HealthCheckProtocolVersion::from(wire(v).as_str())))
+        .set_port(h.port.map(i32::from))
         .set_path(h.path.clone())
         .set_health_check_interval_seconds(h.health_check_interval_seconds.map(|v| v as i32))
         .set_health_check_timeout_seconds(h.health_check_timeout_seconds.map(|v| v as i32))
@@ -281,6 +282,7 @@ mod tests {
                 enabled: true,
                 protocol: Some(TargetGroupProtocol::Http),
                 protocol_version: Some(ProtocolVersion::Http1),
+                port: Some(8081),
                 path: Some("/".into()),
                 health_check_interval_seconds: Some(30),
                 health_check_timeout_seconds: Some(5),

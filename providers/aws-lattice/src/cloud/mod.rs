@@ -91,6 +91,10 @@ impl Provider for LatticeCloud {
     fn render(&self, plan: &LoadBalancerPlan, ctx: &RenderContext) -> Result<ResourceGraph, RenderError> {
         self.render.render(plan, ctx)
     }
+
+    fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
+        self.render.health_check_support(hc)
+    }
 }
 
 impl CloudProvider for LatticeCloud {
