@@ -542,3 +542,194 @@ async fn class_parameters_choose_lattice_and_adopt_a_network() {
     let _ = g.cloud.client().delete_service_network().service_network_identifier(&shared_id).send().await;
     drop(ctl);
 }
+
+/// One controller test case on Lattice: a fresh VPC id, cluster id, controllerName, GatewayClass
+/// and namespace, and the controller running with them.
+struct Case {
+    g: Ground,
+    cluster: String,
+    controller_name: String,
+    class_name: String,
+    ns: String,
+    ctl: Controller,
+}
+
+impl Case {
+    async fn start(label: &str) -> Case {
+        let g = ground().await;
+        let vpc = vpc_id();
+        let cluster = unique(&format!("e2e-{label}"));
+        let controller_name = format!("cloudgate.io/{}", unique(label));
+        let class_name = unique(&format!("cg-{label}"));
+        let ns = namespace(&g.kube, &format!("e2e-{label}")).await;
+        let ctl = start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, resync: "5s" });
+        create(&g.kube, None, class(&class_name, &controller_name)).await;
+        Case { g, cluster, controller_name, class_name, ns, ctl }
+    }
+
+    /// Deletes Gateway `gw` and checks that nothing tagged for the case's cluster is left in
+    /// Lattice; then removes the namespaces and the class.
+    async fn finish(self, more_namespaces: &[&str]) {
+        let g = &self.g;
+        Api::<Gateway>::namespaced(g.kube.clone(), &self.ns).delete("gw", &DeleteParams::default()).await.expect("delete gateway");
+        wait_gateway_gone(&g.kube, &self.ns, "gw").await;
+        let left = owned_resources(g, &self.cluster).await.expect("list owned");
+        assert!(left.is_empty(), "Lattice resources left after deleting the Gateway: {left:?}");
+        for n in std::iter::once(self.ns.as_str()).chain(more_namespaces.iter().copied()) {
+            delete_namespace(&g.kube, n).await;
+        }
+        let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&self.class_name, &DeleteParams::default()).await;
+    }
+}
+
+/// Our route parent conditions on any route kind: (type, status, observedGeneration == generation, message).
+async fn route_status(g: &Ground, ns: &str, kind: &str, name: &str, controller_name: &str) -> Result<Vec<(String, String, bool, String)>, String> {
+    let api: Api<DynamicObject> = Api::namespaced_with(g.kube.clone(), ns, &gvk(kind));
+    let r = api.get(name).await.map_err(|e| e.to_string())?;
+    let parents = r.data.pointer("/status/parents").and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok(parents
+        .iter()
+        .filter(|p| p["controllerName"] == controller_name)
+        .flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            let current = c["observedGeneration"].as_i64() == r.metadata.generation;
+            (c["type"].as_str().unwrap_or_default().into(), c["status"].as_str().unwrap_or_default().into(), current, c["message"].as_str().unwrap_or_default().into())
+        })
+        .collect())
+}
+
+/// A GRPCRoute and a TLSRoute (passthrough) through the controller: each becomes its own Lattice
+/// service (gRPC rule on the HTTP listener, TLS_PASSTHROUGH listener forwarding to a TCP target
+/// group), both DNS names are in the Gateway's addresses, and each route is Accepted with
+/// resolved refs at its current generation, naming its own DNS name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_tls_passthrough_routes_through_the_controller() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let case = Case::start("l4").await;
+    let Case { g, controller_name, class_name, ns, ctl, .. } = &case;
+    app(&g.kube, &ns, "greeter", 1).await;
+    app(&g.kube, &ns, "db", 2).await;
+    create(&g.kube, Some(&ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+        "spec": {"gatewayClassName": class_name, "listeners": [
+            {"name": "grpc", "port": 8080, "protocol": "HTTP", "hostname": "grpc.example.com"},
+            {"name": "tls", "port": 443, "protocol": "TLS", "tls": {"mode": "Passthrough"}}]}}))
+    .await;
+    create(&g.kube, Some(&ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute", "metadata": {"name": "greeter"},
+        "spec": {"parentRefs": [{"name": "gw", "sectionName": "grpc"}],
+            "rules": [{"matches": [{"method": {"service": "helloworld.Greeter", "method": "SayHello"}}], "backendRefs": [{"name": "greeter", "port": 80}]}]}}))
+    .await;
+    create(&g.kube, Some(&ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "TLSRoute", "metadata": {"name": "db"},
+        "spec": {"parentRefs": [{"name": "gw", "sectionName": "tls"}], "hostnames": ["db.example.com"], "rules": [{"backendRefs": [{"name": "db", "port": 80}]}]}}))
+    .await;
+    ctl.wait_ready().await;
+    wait_programmed(&g.kube, &ns, "gw").await;
+    let addresses: Vec<String> = get_gateway(&g.kube, &ns, "gw").await.unwrap().status.unwrap().addresses.unwrap().into_iter().map(|a| a.value).collect();
+    assert_eq!(addresses.len(), 2, "one DNS name per route service: {addresses:?}");
+
+    for (kind, name) in [("GRPCRoute", "greeter"), ("TLSRoute", "db")] {
+        poll(&format!("{kind} {name} accepted, refs resolved, with its DNS name"), Duration::from_secs(60), || async {
+            let conds = route_status(&g, &ns, kind, name, &controller_name).await?;
+            let ok = |t: &str| conds.iter().any(|(ty, s, current, _)| ty == t && s == "True" && *current);
+            let named = conds.iter().any(|(ty, _, _, m)| ty == "Accepted" && addresses.iter().any(|a| m.contains(&format!("Reachable at {a}"))));
+            if ok("Accepted") && ok("ResolvedRefs") && named { Ok(()) } else { Err(format!("{conds:?}")) }
+        })
+        .await;
+    }
+    let mut protocols = Vec::new();
+    for a in &addresses {
+        let s = service_by_dns(&g, a).await.expect("route service");
+        protocols.extend(s.listeners);
+    }
+    protocols.sort();
+    assert_eq!(protocols, vec![("HTTP".to_string(), 8080), ("TLS_PASSTHROUGH".to_string(), 443)]);
+
+    case.finish(&[]).await;
+}
+
+/// Two HTTPRoutes with 60-character names, in two 60-character namespaces sharing a long prefix,
+/// become two distinct Lattice services (names are readable prefix + hash, never truncated into
+/// each other), both reported in the Gateway's addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_names_sharing_a_prefix_get_distinct_services() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let case = Case::start("long").await;
+    let Case { g, class_name, ns, ctl, .. } = &case;
+    let tail = unique("x").replace('-', "");
+    let long = |i: u32| {
+        let base = format!("team-payments-checkout-service-production-{tail}");
+        format!("{base}{}-{i}", "a".repeat(58 - base.len()))
+    };
+    let (ns1, ns2, route) = (long(1), long(2), long(0));
+    assert_eq!((ns1.len(), ns2.len(), route.len()), (60, 60, 60));
+    create(&g.kube, Some(&ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+        "spec": {"gatewayClassName": class_name, "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]}}))
+    .await;
+    for n in [&ns1, &ns2] {
+        create(&g.kube, None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})).await;
+        app(&g.kube, n, "web", 1).await;
+        create(&g.kube, Some(n), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": route},
+            "spec": {"parentRefs": [{"name": "gw", "namespace": ns}], "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}))
+        .await;
+    }
+    ctl.wait_ready().await;
+    let addresses = poll("two route services in the Gateway's addresses", Duration::from_secs(90), || async {
+        let gw = get_gateway(&g.kube, &ns, "gw").await.ok_or("gateway missing")?;
+        let a: BTreeSet<String> = gw.status.and_then(|s| s.addresses).unwrap_or_default().into_iter().map(|a| a.value).collect();
+        if a.len() == 2 { Ok(a) } else { Err(format!("{a:?}")) }
+    })
+    .await;
+    let mut ids = BTreeSet::new();
+    for a in &addresses {
+        ids.insert(service_by_dns(&g, a).await.expect("route service").id);
+    }
+    assert_eq!(ids.len(), 2, "two distinct Lattice services: {ids:?}");
+
+    case.finish(&[&ns1, &ns2]).await;
+}
+
+/// Filters Lattice cannot express are reported on the route as the spec says, never dropped
+/// silently: a route whose only rule rewrites URLs is `Accepted=False UnsupportedValue` and gets
+/// no Lattice service; one with a rewrite rule beside a plain rule is accepted with
+/// `PartiallyInvalid` naming the dropped rule, and only the plain rule is provisioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_filters_are_reported_on_the_route() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let case = Case::start("unsup").await;
+    let Case { g, controller_name, class_name, ns, ctl, .. } = &case;
+    app(&g.kube, &ns, "web", 1).await;
+    create(&g.kube, Some(&ns), gateway("gw", &class_name)).await;
+    let rewrite = json!({"matches": [{"path": {"type": "PathPrefix", "value": "/old"}}],
+        "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}}}],
+        "backendRefs": [{"name": "web", "port": 80}]});
+    let plain = json!({"backendRefs": [{"name": "web", "port": 80}]});
+    create(&g.kube, Some(&ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "only-rewrite"},
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [rewrite.clone()]}}))
+    .await;
+    create(&g.kube, Some(&ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "mixed"},
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [rewrite, plain]}}))
+    .await;
+    ctl.wait_ready().await;
+    let dns = wait_programmed(&g.kube, &ns, "gw").await;
+    let cond = |conds: &[(String, String, bool, String)], t: &str| conds.iter().find(|(ty, _, current, _)| ty == t && *current).map(|(_, s, _, m)| (s.clone(), m.clone()));
+    poll("only-rewrite not accepted, mixed partially invalid", Duration::from_secs(60), || async {
+        let only = route_status(&g, &ns, "HTTPRoute", "only-rewrite", &controller_name).await?;
+        let mixed = route_status(&g, &ns, "HTTPRoute", "mixed", &controller_name).await?;
+        let only_ok = cond(&only, "Accepted").is_some_and(|(s, m)| s == "False" && m.contains("rule 0"));
+        let mixed_ok = cond(&mixed, "Accepted").is_some_and(|(s, _)| s == "True")
+            && cond(&mixed, "PartiallyInvalid").is_some_and(|(s, m)| s == "True" && m.starts_with("Dropped Rule(s): rule 0"));
+        if only_ok && mixed_ok { Ok(()) } else { Err(format!("only-rewrite {only:?}; mixed {mixed:?}")) }
+    })
+    .await;
+    let reasons = {
+        let api: Api<DynamicObject> = Api::namespaced_with(g.kube.clone(), &ns, &gvk("HTTPRoute"));
+        let r = api.get("only-rewrite").await.unwrap();
+        r.data.pointer("/status/parents/0/conditions").cloned().unwrap_or_default().to_string()
+    };
+    assert!(reasons.contains("UnsupportedValue"), "{reasons}");
+    let gw = get_gateway(&g.kube, &ns, "gw").await.unwrap();
+    assert_eq!(gw.status.unwrap().addresses.unwrap().len(), 1, "only the mixed route has a service");
+    let s = service_by_dns(&g, &dns).await.expect("mixed route's service");
+    assert!(s.rules.len() == 1 && !s.rules[0].matches.contains("/old"), "only the plain rule, not the rewrite: {:?}", s.rules);
+
+    case.finish(&[]).await;
+}

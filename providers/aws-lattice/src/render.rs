@@ -262,6 +262,9 @@ impl<'a> Renderer<'a> {
                 work.listeners.push((l, rules));
             }
         }
+        // A route none of whose rules survived translation is not accepted (its status says
+        // why): no service for it, nothing would answer there.
+        out.retain(|w| w.listeners.iter().any(|(_, rules)| !rules.is_empty()));
         Ok(out)
     }
 

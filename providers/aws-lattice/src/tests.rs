@@ -825,3 +825,21 @@ spec:
     assert_eq!(name(&get, kind::RULE), name(&post, kind::RULE));
     assert_eq!(name(&base, kind::LISTENER), name(&get, kind::LISTENER));
 }
+
+#[test]
+fn a_route_with_every_rule_dropped_gets_no_service() {
+    let route = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: apps}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - filters: [{type: URLRewrite, urlRewrite: {hostname: other.example.com}}]
+    backendRefs: [{name: web-v1, port: 80}]
+"#;
+    let t = translate(&world(&format!("{HTTP_GATEWAY}---{WEB_BACKENDS}---{route}")), "apps", "gw");
+    assert!(t.routes[0].conditions.iter().any(|c| c.type_ == "Accepted" && !c.status), "the route is not accepted: {:?}", t.routes[0]);
+    let g = LatticeProvider::default().render(&t.plan, &ctx()).unwrap();
+    assert!(of_kind(&g, kind::SERVICE).is_empty(), "no service for a route that is not accepted");
+}
