@@ -353,6 +353,7 @@ async fn gateway_lifecycle_on_lattice() {
     assert!(updates >= 1.0, "UpdateRule calls on /metrics: {updates}");
 
     step("scaling web-a 2 -> 3");
+    reset_calls(&g);
     scale(&g.kube, &ns, "web-a", 3).await;
     let want = pod_ips(&g.kube, &ns, "web-a", 3).await;
     poll("3 targets in web-a's target group", Duration::from_secs(60), || async {
@@ -361,6 +362,8 @@ async fn gateway_lifecycle_on_lattice() {
     })
     .await;
     assert_eq!(targets(&g, &tg_b).await.unwrap(), ips_b, "the other target group is untouched");
+    let calls = mutating_lattice_calls(&g);
+    assert!(!calls.is_empty() && calls.iter().all(|c| c == "RegisterTargets"), "an endpoint change only registers targets: {calls:?}");
 
     step("health check policies: one applied to web-a's target group, one Lattice cannot do");
     let policies: Api<DynamicObject> = Api::namespaced_with(
@@ -733,3 +736,46 @@ async fn unsupported_filters_are_reported_on_the_route() {
 
     case.finish(&[]).await;
 }
+
+/// A route moved from one Gateway to another: its service leaves the first Gateway's network and
+/// a service is made in the second's; nothing of the first stays behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_moved_between_gateways_is_not_leaked() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let case = Case::start("move").await;
+    let Case { g, class_name, controller_name, ns, ctl, .. } = &case;
+    // Lattice associates a VPC with one service network: the second Gateway's class puts it in
+    // another VPC.
+    ensure_cloudgate_crds(&g.kube).await;
+    let (params, class2) = (unique("other-vpc"), unique("cg-move2"));
+    create_parameters(g, &params, json!({"provider": "aws-lattice", "network": vpc_id()})).await;
+    create(&g.kube, None, class_with_parameters(&class2, controller_name, &params)).await;
+    app(&g.kube, ns, "web", 1).await;
+    create(&g.kube, Some(ns), gateway("gw", class_name)).await;
+    create(&g.kube, Some(ns), gateway("gw2", &class2)).await;
+    create(&g.kube, Some(ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}))
+    .await;
+    ctl.wait_ready().await;
+    let first = wait_programmed(&g.kube, ns, "gw").await;
+    let first_id = service_by_dns(g, &first).await.expect("service under gw").id;
+
+    let routes: Api<DynamicObject> = Api::namespaced_with(g.kube.clone(), ns, &gvk("HTTPRoute"));
+    routes.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"parentRefs": [{"name": "gw2"}]}}))).await.expect("move the route");
+    let second = wait_programmed(&g.kube, ns, "gw2").await;
+    poll("the first Gateway's service for the route gone", Duration::from_secs(60), || async {
+        let svcs = all!(g.cloud.client().list_services());
+        if svcs.iter().any(|s| s.id() == Some(first_id.as_str())) { Err(format!("{first_id} still there")) } else { Ok(()) }
+    })
+    .await;
+    let gw = get_gateway(&g.kube, ns, "gw").await.unwrap();
+    assert!(gw.status.and_then(|s| s.addresses).unwrap_or_default().is_empty(), "gw has no route left, so no address");
+    assert_ne!(service_by_dns(g, &second).await.expect("service under gw2").id, first_id);
+
+    Api::<Gateway>::namespaced(g.kube.clone(), ns).delete("gw2", &DeleteParams::default()).await.expect("delete gw2");
+    wait_gateway_gone(&g.kube, ns, "gw2").await;
+    let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class2, &DeleteParams::default()).await;
+    let _ = parameters_api(g).delete(&params, &DeleteParams::default()).await;
+    case.finish(&[]).await;
+}
+
