@@ -25,27 +25,26 @@ GCP_PERMS = ROOT / "terraform/gcp-iam/permissions.json"
 
 # What the ALB and Lattice providers call (botocore service names, as the moto ground logs them).
 ALB_CALLS = {
-    "elbv2": """DescribeLoadBalancers DescribeLoadBalancerAttributes DescribeListeners DescribeRules
-        DescribeTargetGroups DescribeTargetGroupAttributes DescribeTargetHealth DescribeTags
-        CreateLoadBalancer CreateListener CreateRule CreateTargetGroup ModifyLoadBalancerAttributes
-        ModifyListener ModifyRule ModifyTargetGroup ModifyTargetGroupAttributes DeleteLoadBalancer
+    "elbv2": """DescribeLoadBalancers DescribeListeners DescribeListenerCertificates DescribeRules
+        DescribeTargetGroups DescribeTargetHealth DescribeTags
+        CreateLoadBalancer CreateListener CreateRule CreateTargetGroup
+        ModifyListener ModifyRule ModifyTargetGroup DeleteLoadBalancer
         DeleteListener DeleteRule DeleteTargetGroup RegisterTargets DeregisterTargets SetRulePriorities
-        SetSubnets SetSecurityGroups AddTags RemoveTags""",
+        SetSubnets SetSecurityGroups AddTags""",
     "ec2": """DescribeSecurityGroups CreateSecurityGroup DeleteSecurityGroup AuthorizeSecurityGroupIngress
-        RevokeSecurityGroupIngress DescribeVpcs DescribeSubnets""",
-    "acm": "ImportCertificate DeleteCertificate ListCertificates ListTagsForCertificate DescribeCertificate",
+        RevokeSecurityGroupIngress""",
+    "acm": "ImportCertificate DeleteCertificate ListCertificates ListTagsForCertificate",
 }
 LATTICE_CALLS = {
     "vpc-lattice": """CreateServiceNetwork GetServiceNetwork ListServiceNetworks UpdateServiceNetwork
-        DeleteServiceNetwork CreateServiceNetworkVpcAssociation GetServiceNetworkVpcAssociation
-        ListServiceNetworkVpcAssociations UpdateServiceNetworkVpcAssociation
+        DeleteServiceNetwork CreateServiceNetworkVpcAssociation ListServiceNetworkVpcAssociations
         DeleteServiceNetworkVpcAssociation CreateServiceNetworkServiceAssociation
-        GetServiceNetworkServiceAssociation ListServiceNetworkServiceAssociations
-        DeleteServiceNetworkServiceAssociation CreateService GetService ListServices UpdateService
-        DeleteService CreateListener GetListener ListListeners UpdateListener DeleteListener CreateRule
-        GetRule ListRules BatchUpdateRule DeleteRule CreateTargetGroup GetTargetGroup ListTargetGroups
-        UpdateTargetGroup DeleteTargetGroup RegisterTargets DeregisterTargets ListTargets UntagResource
-        ListTagsForResource""",
+        ListServiceNetworkServiceAssociations DeleteServiceNetworkServiceAssociation
+        CreateService GetService ListServices UpdateService DeleteService
+        CreateListener GetListener ListListeners UpdateListener DeleteListener
+        CreateRule GetRule ListRules BatchUpdateRule DeleteRule
+        CreateTargetGroup GetTargetGroup ListTargetGroups UpdateTargetGroup DeleteTargetGroup
+        RegisterTargets DeregisterTargets ListTargets ListTagsForResource""",
     # The SDK's credential chain (no permission needed) shows up in real logs too.
     "sts": "GetCallerIdentity AssumeRoleWithWebIdentity",
 }

@@ -21,6 +21,9 @@ pub struct Owner {
     pub gateway: ObjKey,
 }
 
+/// Cloud clients identify cloudgate with this (AWS: `app/cloudgate` in the User-Agent).
+pub const APP_NAME: &str = "cloudgate";
+
 /// Errors from a cloud, classified so the controller knows whether to retry.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {

@@ -57,7 +57,11 @@ impl AlbCloud {
 
     /// Shares a rate limiter and call counter with other providers of the same account.
     pub fn with_shared(sdk: &SdkConfig, limiter: Arc<RateLimiter>, calls: Arc<CallCounter>) -> Self {
-        AlbCloud { render: Arc::new(AlbProvider::default()), clients: sdk::Clients::new(sdk, limiter, calls) }
+        // Every call through these clients says it is cloudgate's (User-Agent `app/cloudgate`):
+        // CloudTrail shows who called, and the IAM coverage check tells them from test fixtures'.
+        let app = aws_config::AppName::new(cloudgate_provider::cloud::APP_NAME).expect("APP_NAME is a valid app name");
+        let sdk = sdk.to_builder().app_name(app).build();
+        AlbCloud { render: Arc::new(AlbProvider::default()), clients: sdk::Clients::new(&sdk, limiter, calls) }
     }
 
     /// Calls made so far, by service / operation / outcome.

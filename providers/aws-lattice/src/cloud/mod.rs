@@ -60,7 +60,11 @@ impl LatticeCloud {
     /// Shares a rate limiter and call counter with other providers of the same account (the
     /// ALB provider's `with_shared` takes the same two).
     pub fn with_shared(sdk: &SdkConfig, opts: &CloudOptions, limiter: Arc<RateLimiter>, calls: Arc<CallCounter>) -> Self {
-        LatticeCloud { render: Arc::new(LatticeProvider::default()), clients: sdk::Clients::new(sdk, opts, limiter, calls) }
+        // Every call through these clients says it is cloudgate's (User-Agent `app/cloudgate`):
+        // CloudTrail shows who called, and the IAM coverage check tells them from test fixtures'.
+        let app = aws_config::AppName::new(cloudgate_provider::cloud::APP_NAME).expect("APP_NAME is a valid app name");
+        let sdk = sdk.to_builder().app_name(app).build();
+        LatticeCloud { render: Arc::new(LatticeProvider::default()), clients: sdk::Clients::new(&sdk, opts, limiter, calls) }
     }
 
     /// Calls made so far, by service / operation / outcome.

@@ -210,8 +210,11 @@ class CallLogMiddleware:
             self.log.record({"service": service, "action": action, "status": 500, "method": environ.get("REQUEST_METHOD"),
                              "path": path, "ts": time.time()})
             raise
+        # The User-Agent says who called: cloudgate's controller sends `app/cloudgate-controller`,
+        # which is how tests/install/iam_coverage.py tells its calls from the tests' own.
         self.log.record({"service": service, "action": action, "status": captured.get("status", 0),
-                         "method": environ.get("REQUEST_METHOD"), "path": path, "ts": time.time()})
+                         "method": environ.get("REQUEST_METHOD"), "path": path, "ts": time.time(),
+                         "user_agent": environ.get("HTTP_USER_AGENT", "")})
         return result
 
     def _ground(self, environ: dict[str, Any], start_response: Callable[..., Any], path: str) -> list[bytes]:
