@@ -4,7 +4,7 @@
 //! the fake's call log, and `gcloud` as a second client:
 //!
 //! - GatewayClass + Gateway (HTTP :80 and HTTPS :443 with a TLS Secret) + HTTPRoutes with path,
-//!   header and query matches, a redirect, a host rewrite, weighted backends, header
+//!   header and query matches, redirects, host and path rewrites, weighted backends, header
 //!   modification, a request mirror and a request timeout become an address, a URL map per
 //!   port with the route rules in spec precedence, target HTTP and HTTPS proxies, forwarding
 //!   rules, an SSL certificate named by content, backend services with health checks, zonal
@@ -186,7 +186,8 @@ fn to_https_route() -> Value {
 }
 
 /// The shop on :443: a weighted split with header changes, a mirror and a timeout; an exact
-/// path with a query match; a header canary; a prefix redirect; a host rewrite; a default.
+/// path with a query match; a header canary; a prefix redirect; host and path rewrites; a
+/// default.
 fn store_spec(w1: u32, w2: u32) -> Value {
     json!({"parentRefs": [{"name": "gw", "sectionName": "https"}], "hostnames": ["shop.example.com"],
         "rules": [
@@ -204,7 +205,11 @@ fn store_spec(w1: u32, w2: u32) -> Value {
             {"matches": [{"path": {"type": "PathPrefix", "value": "/old"}}],
                 "filters": [{"type": "RequestRedirect", "requestRedirect": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}, "statusCode": 301}}]},
             {"matches": [{"path": {"type": "PathPrefix", "value": "/svc"}}],
-                "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "internal.example.com"}}],
+                "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "internal.example.com",
+                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/internal"}}}],
+                "backendRefs": [{"name": "web", "port": 80}]},
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/legacy"}}],
+                "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/index.html"}}}],
                 "backendRefs": [{"name": "web", "port": 80}]},
             {"backendRefs": [{"name": "web", "port": 80}]}]})
 }
@@ -585,8 +590,17 @@ async fn gateway_lifecycle_on_gcp() {
     let old_prefix = rule_where(um, "/old/", |r| r["matchRules"][0]["prefixMatch"] == "/old/").unwrap();
     assert_eq!(old_exact["urlRedirect"], json!({"pathRedirect": "/new", "redirectResponseCode": "MOVED_PERMANENTLY_DEFAULT"}));
     assert_eq!(old_prefix["urlRedirect"], json!({"prefixRedirect": "/new/", "redirectResponseCode": "MOVED_PERMANENTLY_DEFAULT"}));
+    // Rewrites: a prefix replaced element-wise (two rules), a full path under a prefix (the
+    // exact path and a path template below it).
     let svc = rule_where(um, "/svc", |r| r["matchRules"][0]["fullPathMatch"] == "/svc").unwrap();
-    assert_eq!(svc["routeAction"]["urlRewrite"], json!({"hostRewrite": "internal.example.com"}));
+    assert_eq!(svc["routeAction"]["urlRewrite"], json!({"hostRewrite": "internal.example.com", "pathPrefixRewrite": "/internal"}));
+    let svc_below = rule_where(um, "/svc/", |r| r["matchRules"][0]["prefixMatch"] == "/svc/").unwrap();
+    assert_eq!(svc_below["routeAction"]["urlRewrite"], json!({"hostRewrite": "internal.example.com", "pathPrefixRewrite": "/internal/"}));
+    let legacy = rule_where(um, "/legacy", |r| r["matchRules"][0]["fullPathMatch"] == "/legacy").unwrap();
+    assert_eq!(legacy["routeAction"]["urlRewrite"], json!({"pathPrefixRewrite": "/index.html"}));
+    let legacy_below = rule_where(um, "/legacy/...", |r| r["matchRules"][0]["pathTemplateMatch"] == "/legacy/{path=**}").unwrap();
+    assert_eq!(legacy_below["routeAction"]["urlRewrite"], json!({"pathTemplateRewrite": "/index.html"}));
+    assert_eq!(weights(&legacy_below), vec![(bs_web.clone(), 1)]);
     let odd_ok = rule_where(um, "/odd", |r| r["matchRules"][0]["fullPathMatch"] == "/odd").unwrap();
     assert!(route_rules(um).iter().all(|r| !r["matchRules"].to_string().contains("regexMatch")), "the dropped regex rule is not in the URL map");
     let catch_all = rule_where(um, "the default", |r| r["matchRules"] == json!([{"prefixMatch": "/"}])).unwrap();
