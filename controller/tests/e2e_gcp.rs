@@ -380,24 +380,17 @@ fn lb_at(g: &Ground, ip: &str) -> Result<Lb, String> {
     Ok(Lb { ports, endpoints, negs })
 }
 
-/// Every Compute resource whose labels or description name `cluster`, as (collection, resource).
+/// Every Compute resource, global or in the ground's region, whose labels or description name
+/// `cluster`, as (collection, resource).
 fn owned_resources(g: &Ground, cluster: &str) -> Result<Vec<(String, Value)>, String> {
     let mut out = Vec::new();
-    let p = &g.project;
-    let mut lists: Vec<(String, String)> = [
-        "addresses",
-        "urlMaps",
-        "backendServices",
-        "healthChecks",
-        "targetHttpProxies",
-        "targetHttpsProxies",
-        "forwardingRules",
-        "sslCertificates",
-        "firewalls",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), format!("/compute/v1/projects/{p}/global/{k}")))
-    .collect();
+    let (p, r) = (&g.project, &g.region);
+    let scoped = ["addresses", "urlMaps", "backendServices", "healthChecks", "targetHttpProxies", "targetHttpsProxies", "forwardingRules", "sslCertificates"];
+    let mut lists: Vec<(String, String)> = scoped
+        .iter()
+        .flat_map(|k| [(k.to_string(), format!("/compute/v1/projects/{p}/global/{k}")), (k.to_string(), format!("/compute/v1/projects/{p}/regions/{r}/{k}"))])
+        .collect();
+    lists.push(("firewalls".into(), format!("/compute/v1/projects/{p}/global/firewalls")));
     lists.push(("networkEndpointGroups".into(), format!("/compute/v1/projects/{p}/aggregated/networkEndpointGroups")));
     for (coll, path) in lists {
         let v = gce(g, "GET", &path)?;
@@ -794,6 +787,101 @@ async fn gateway_lifecycle_on_gcp() {
     let polls = log.iter().filter(|m| m.contains("Operations.")).count();
     assert!(polls <= 3 * deletes.len(), "{polls} operation polls for {} deletes", deletes.len());
     // Every request the controller made (and every answer) conformed to compute.v1.json.
+    let v = gce(&g, "GET", "/_ground/validation").expect("validation report");
+    assert_eq!(v["failures"], json!([]), "the fake found requests or responses that break compute.v1.json");
+
+    delete_namespace(&g.kube, &ns).await;
+    let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class_name, &DeleteParams::default()).await;
+    for n in &node_names {
+        let _ = Api::<Node>::all(g.kube.clone()).delete(n, &DeleteParams::default()).await;
+    }
+    drop(ctl);
+}
+
+/// The regional internal flavour through the controller (`--scheme regional-internal-managed`):
+/// regional collections, an internal address in the subnetwork, and the regular expressions
+/// this flavour can express (which the global flavour reports as unsupported) accepted and
+/// written as `regexMatch`; deletion leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regional_internal_flavour_on_gcp() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = ground().await;
+    let cluster = unique("e2e-gcp-ilb");
+    let controller_name = format!("cloudgate.io/{}", unique("gcp-ilb"));
+    let class_name = unique("cg-gcp-ilb");
+    let pool = unique("gce-ilb");
+    let ns = namespace(&g.kube, "e2e-gcp-ilb").await;
+    let node_names = gce_nodes(&g, &pool).await;
+    let ctl = Controller::start(
+        &Common { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, resync: "5s" },
+        &["--provider", "gcp", "--gcp-project", &g.project, "--region", &g.region, "--scheme", "regional-internal-managed", "--vpc-id", "default", "--subnets", "default"],
+    );
+
+    step("(ilb) provision with regex matches");
+    app(&g.kube, &ns, "web", 2, &pool, None).await;
+    create(&g.kube, None, class(&class_name, &controller_name)).await;
+    create(&g.kube, Some(&ns), gateway("gw", &class_name)).await;
+    create(&g.kube, Some(&ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "re"},
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [
+            {"matches": [{"path": {"type": "RegularExpression", "value": "/v[0-9]+/.*"}, "headers": [{"type": "RegularExpression", "name": "x-user", "value": "u-.*"}]}],
+                "backendRefs": [{"name": "web", "port": 80}]},
+            {"backendRefs": [{"name": "web", "port": 80}]}]}}))
+    .await;
+    ctl.wait_ready().await;
+    let ip = wait_programmed(&g.kube, &ns, "gw").await;
+    wait_route_condition(&g.kube, &ns, "re", &controller_name, "Accepted", "True", "Accepted").await;
+    let conds = route_conditions(&get_route(&g.kube, &ns, "re").await, &controller_name);
+    assert!(!conds.iter().any(|(t, s, _, _)| t == "PartiallyInvalid" && s == "True"), "this flavour expresses regexes: {conds:?}");
+
+    let regional = |coll: &str| format!("/compute/v1/projects/{}/regions/{}/{coll}", g.project, g.region);
+    let want = want_endpoints(&g, &ns, "web", 2).await;
+    poll("(ilb) regional forwarding rule, URL map with regexMatch, NEGs with the pods", Duration::from_secs(90), || async {
+        let frs = items(&gce(&g, "GET", &regional("forwardingRules"))?);
+        let fr = frs.iter().find(|f| f["IPAddress"] == ip.as_str()).ok_or("no regional forwarding rule at the Gateway's IP")?;
+        if fr["loadBalancingScheme"] != "INTERNAL_MANAGED" || last_segment(fr["subnetwork"].as_str().unwrap_or_default()) != "default" {
+            return Err(format!("{fr}"));
+        }
+        let addr = items(&gce(&g, "GET", &regional("addresses"))?).into_iter().find(|a| a["address"] == ip.as_str()).ok_or("no address")?;
+        if addr["addressType"] != "INTERNAL" || addr["purpose"] != "SHARED_LOADBALANCER_VIP" {
+            return Err(format!("{addr}"));
+        }
+        let proxy = gce(&g, "GET", fr["target"].as_str().unwrap_or_default())?;
+        let um = gce(&g, "GET", proxy["urlMap"].as_str().unwrap_or_default())?;
+        let re = rule_where(&um, "the regex rule", |r| r["matchRules"][0].get("regexMatch").is_some())?;
+        if re["matchRules"] != json!([{"regexMatch": "/v[0-9]+/.*", "headerMatches": [{"headerName": "x-user", "regexMatch": "u-.*"}]}]) {
+            return Err(format!("{}", re["matchRules"]));
+        }
+        let (bs, _) = weights(&re).into_iter().next().ok_or("no backend")?;
+        let bs = gce(&g, "GET", &format!("{}/{bs}", regional("backendServices")))?;
+        if bs["loadBalancingScheme"] != "INTERNAL_MANAGED" {
+            return Err(format!("backend service scheme {}", bs["loadBalancingScheme"]));
+        }
+        let mut got = BTreeSet::new();
+        for b in bs["backends"].as_array().cloned().unwrap_or_default() {
+            let neg = b["group"].as_str().unwrap_or_default();
+            let zone = last_segment(gce(&g, "GET", neg)?["zone"].as_str().unwrap_or_default());
+            for e in items(&gce(&g, "POST", &format!("{neg}/listNetworkEndpoints"))?) {
+                let ne = &e["networkEndpoint"];
+                got.insert((zone.clone(), ne["ipAddress"].as_str().unwrap_or_default().to_string(), last_segment(ne["instance"].as_str().unwrap_or_default())));
+            }
+        }
+        if got == want { Ok(()) } else { Err(format!("{got:?} != {want:?}")) }
+    })
+    .await;
+    let owned = owned_resources(&g, &cluster).expect("list Compute resources");
+    assert!(owned.iter().all(|(_, r)| valid_gce_name(r["name"].as_str().unwrap())), "{owned:?}");
+
+    step("(ilb) delete the Gateway: nothing left");
+    Api::<Gateway>::namespaced(g.kube.clone(), &ns).delete("gw", &DeleteParams::default()).await.expect("delete gateway");
+    poll("(ilb) Gateway finalized and gone", Duration::from_secs(120), || async {
+        match get_gateway(&g.kube, &ns, "gw").await {
+            None => Ok(()),
+            Some(gw) => Err(format!("finalizers {:?}", gw.metadata.finalizers)),
+        }
+    })
+    .await;
+    let left = owned_resources(&g, &cluster).expect("list Compute resources");
+    assert!(left.is_empty(), "Compute resources left after deleting the Gateway: {left:?}");
     let v = gce(&g, "GET", "/_ground/validation").expect("validation report");
     assert_eq!(v["failures"], json!([]), "the fake found requests or responses that break compute.v1.json");
 
