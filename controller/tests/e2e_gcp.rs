@@ -468,6 +468,33 @@ impl Drop for Gcloud {
 
 // --- the scenario ------------------------------------------------------------------------------
 
+/// Deletes the Gateway, waits for its finalizer to run and the object to go, then checks that
+/// nothing `cluster` owned is left in Compute.
+async fn delete_gateway_leaving_nothing(g: &Ground, ns: &str, cluster: &str) {
+    Api::<Gateway>::namespaced(g.kube.clone(), ns).delete("gw", &DeleteParams::default()).await.expect("delete gateway");
+    poll("Gateway finalized and gone", Duration::from_secs(120), || async {
+        match get_gateway(&g.kube, ns, "gw").await {
+            None => Ok(()),
+            Some(gw) => Err(format!("finalizers {:?}", gw.metadata.finalizers)),
+        }
+    })
+    .await;
+    let left = owned_resources(g, cluster).expect("list Compute resources");
+    assert!(left.is_empty(), "Compute resources left after deleting the Gateway: {left:?}");
+}
+
+/// Every request the controller made (and every answer) conformed to compute.v1.json; then the
+/// test's Kubernetes objects go.
+async fn schema_clean_and_cleanup(g: &Ground, ns: &str, class_name: &str, node_names: &[String]) {
+    let v = gce(g, "GET", "/_ground/validation").expect("validation report");
+    assert_eq!(v["failures"], json!([]), "the fake found requests or responses that break compute.v1.json");
+    delete_namespace(&g.kube, ns).await;
+    let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(class_name, &DeleteParams::default()).await;
+    for n in node_names {
+        let _ = Api::<Node>::all(g.kube.clone()).delete(n, &DeleteParams::default()).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_lifecycle_on_gcp() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -750,16 +777,7 @@ async fn gateway_lifecycle_on_gcp() {
     step("delete the Gateway: nothing left, in dependency order, finalizer removed");
     let owned = owned_resources(&g, &cluster).expect("list Compute resources");
     let mark = call_log(&g).len();
-    Api::<Gateway>::namespaced(g.kube.clone(), &ns).delete("gw", &DeleteParams::default()).await.expect("delete gateway");
-    poll("Gateway finalized and gone", Duration::from_secs(120), || async {
-        match get_gateway(&g.kube, &ns, "gw").await {
-            None => Ok(()),
-            Some(gw) => Err(format!("finalizers {:?}", gw.metadata.finalizers)),
-        }
-    })
-    .await;
-    let left = owned_resources(&g, &cluster).expect("list Compute resources");
-    assert!(left.is_empty(), "Compute resources left after deleting the Gateway: {left:?}");
+    delete_gateway_leaving_nothing(&g, &ns, &cluster).await;
     let log: Vec<String> = call_log(&g).into_iter().skip(mark).collect();
     let deletes: Vec<&String> = log.iter().filter(|m| is_mutating(m)).collect();
     assert!(deletes.iter().all(|m| m.ends_with(".delete")), "{deletes:?}");
@@ -786,15 +804,7 @@ async fn gateway_lifecycle_on_gcp() {
     // fake needs per operation (2) plus slack.
     let polls = log.iter().filter(|m| m.contains("Operations.")).count();
     assert!(polls <= 3 * deletes.len(), "{polls} operation polls for {} deletes", deletes.len());
-    // Every request the controller made (and every answer) conformed to compute.v1.json.
-    let v = gce(&g, "GET", "/_ground/validation").expect("validation report");
-    assert_eq!(v["failures"], json!([]), "the fake found requests or responses that break compute.v1.json");
-
-    delete_namespace(&g.kube, &ns).await;
-    let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class_name, &DeleteParams::default()).await;
-    for n in &node_names {
-        let _ = Api::<Node>::all(g.kube.clone()).delete(n, &DeleteParams::default()).await;
-    }
+    schema_clean_and_cleanup(&g, &ns, &class_name, &node_names).await;
     drop(ctl);
 }
 
@@ -872,23 +882,7 @@ async fn regional_internal_flavour_on_gcp() {
     assert!(owned.iter().all(|(_, r)| valid_gce_name(r["name"].as_str().unwrap())), "{owned:?}");
 
     step("(ilb) delete the Gateway: nothing left");
-    Api::<Gateway>::namespaced(g.kube.clone(), &ns).delete("gw", &DeleteParams::default()).await.expect("delete gateway");
-    poll("(ilb) Gateway finalized and gone", Duration::from_secs(120), || async {
-        match get_gateway(&g.kube, &ns, "gw").await {
-            None => Ok(()),
-            Some(gw) => Err(format!("finalizers {:?}", gw.metadata.finalizers)),
-        }
-    })
-    .await;
-    let left = owned_resources(&g, &cluster).expect("list Compute resources");
-    assert!(left.is_empty(), "Compute resources left after deleting the Gateway: {left:?}");
-    let v = gce(&g, "GET", "/_ground/validation").expect("validation report");
-    assert_eq!(v["failures"], json!([]), "the fake found requests or responses that break compute.v1.json");
-
-    delete_namespace(&g.kube, &ns).await;
-    let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class_name, &DeleteParams::default()).await;
-    for n in &node_names {
-        let _ = Api::<Node>::all(g.kube.clone()).delete(n, &DeleteParams::default()).await;
-    }
+    delete_gateway_leaving_nothing(&g, &ns, &cluster).await;
+    schema_clean_and_cleanup(&g, &ns, &class_name, &node_names).await;
     drop(ctl);
 }
