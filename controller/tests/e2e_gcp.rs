@@ -5,7 +5,7 @@
 //!
 //! - GatewayClass + Gateway (HTTP :80 and HTTPS :443 with a TLS Secret) + HTTPRoutes with path,
 //!   header and query matches, redirects, host and path rewrites, weighted backends, header
-//!   modification, a request mirror and a request timeout become an address, a URL map per
+//!   modification, a request mirror and a request timeout, and a GRPCRoute, become an address, a URL map per
 //!   port with the route rules in spec precedence, target HTTP and HTTPS proxies, forwarding
 //!   rules, an SSL certificate named by content, backend services with health checks, zonal
 //!   `GCE_VM_IP_PORT` NEGs holding the pods' IPs on their nodes, and a health-check firewall
@@ -513,6 +513,7 @@ async fn gateway_lifecycle_on_gcp() {
     app(&g.kube, &ns, "api-v1", 2, &pool, Some(&node_names[0])).await;
     app(&g.kube, &ns, "api-v2", 1, &pool, None).await;
     app(&g.kube, &ns, "web", 1, &pool, None).await;
+    app(&g.kube, &ns, "rpc", 1, &pool, None).await;
     create(&g.kube, Some(&ns), json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-tls"},
         "type": "kubernetes.io/tls", "stringData": tls_data(1)}))
     .await;
@@ -523,6 +524,10 @@ async fn gateway_lifecycle_on_gcp() {
         "metadata": {"name": "store"}, "spec": store_spec(80, 20)}))
     .await;
     create(&g.kube, Some(&ns), odd_route()).await;
+    create(&g.kube, Some(&ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute", "metadata": {"name": "rpc"},
+        "spec": {"parentRefs": [{"name": "gw", "sectionName": "https"}], "hostnames": ["shop.example.com"],
+            "rules": [{"matches": [{"method": {"service": "shop.Cart", "method": "Get"}}], "backendRefs": [{"name": "rpc", "port": 80}]}]}}))
+    .await;
     ctl.wait_ready().await;
     let ip = wait_programmed(&g.kube, &ns, "gw").await;
     let gw = get_gateway(&g.kube, &ns, "gw").await.unwrap();
@@ -532,7 +537,7 @@ async fn gateway_lifecycle_on_gcp() {
     assert_eq!(status.addresses.as_ref().unwrap()[0].r#type.as_deref(), Some("IPAddress"));
     assert!(ip.parse::<std::net::IpAddr>().is_ok(), "address {ip}");
     let listeners: BTreeMap<String, i32> = status.listeners.as_ref().unwrap().iter().map(|l| (l.name.clone(), l.attached_routes)).collect();
-    assert_eq!(listeners, BTreeMap::from([("http".to_string(), 1), ("https".to_string(), 2)]));
+    assert_eq!(listeners, BTreeMap::from([("http".to_string(), 1), ("https".to_string(), 3)]));
     for l in status.listeners.as_ref().unwrap() {
         assert_eq!(cond(&l.conditions, "Programmed").unwrap().status, "True", "listener {}", l.name);
     }
@@ -560,6 +565,7 @@ async fn gateway_lifecycle_on_gcp() {
     let want_v1 = want_endpoints(&g, &ns, "api-v1", 2).await;
     let want_v2 = want_endpoints(&g, &ns, "api-v2", 1).await;
     let want_web = want_endpoints(&g, &ns, "web", 1).await;
+    let want_rpc = want_endpoints(&g, &ns, "rpc", 1).await;
     let (lb, bs_v1, bs_v2, bs_web) = poll("the load balancer with the routes and the pods", Duration::from_secs(90), || async {
         let lb = lb_at(&g, &ip)?;
         if lb.ports.keys().collect::<Vec<_>>() != ["443-443", "80-80"] {
@@ -572,8 +578,10 @@ async fn gateway_lifecycle_on_gcp() {
         }
         let web = last_segment(split["routeAction"]["requestMirrorPolicy"]["backendService"].as_str().unwrap_or_default());
         let by_bs = |bs: &str| lb.endpoints.get(bs).cloned().unwrap_or_default();
-        if by_bs(&w[0].0) != want_v1 || by_bs(&w[1].0) != want_v2 || by_bs(&web) != want_web {
-            return Err(format!("{:?}; want api-v1 {want_v1:?}, api-v2 {want_v2:?}, web {want_web:?}", lb.endpoints));
+        let rpc = rule_where(lb.url_map("443-443"), "the gRPC method", |r| r["matchRules"][0]["fullPathMatch"] == "/shop.Cart/Get")?;
+        let rpc = weights(&rpc).first().map(|(bs, _)| bs.clone()).unwrap_or_default();
+        if by_bs(&w[0].0) != want_v1 || by_bs(&w[1].0) != want_v2 || by_bs(&web) != want_web || by_bs(&rpc) != want_rpc {
+            return Err(format!("{:?}; want api-v1 {want_v1:?}, api-v2 {want_v2:?}, web {want_web:?}, rpc {want_rpc:?}", lb.endpoints));
         }
         let (v1, v2) = (w[0].0.clone(), w[1].0.clone());
         Ok((lb, v1, v2, web))
@@ -623,6 +631,14 @@ async fn gateway_lifecycle_on_gcp() {
     assert_eq!(weights(&legacy_below), vec![(bs_web.clone(), 1)]);
     let odd_ok = rule_where(um, "/odd", |r| r["matchRules"][0]["fullPathMatch"] == "/odd").unwrap();
     assert!(route_rules(um).iter().all(|r| !r["matchRules"].to_string().contains("regexMatch")), "the dropped regex rule is not in the URL map");
+    // gRPC: the method is a path; its backend service speaks HTTP/2 without TLS.
+    let rpc = rule_where(um, "the gRPC method", |r| r["matchRules"][0]["fullPathMatch"] == "/shop.Cart/Get").unwrap();
+    let (rpc_bs, _) = weights(&rpc).into_iter().next().unwrap();
+    let rpc_bs = gce(&g, "GET", &format!("/compute/v1/projects/{}/global/backendServices/{rpc_bs}", g.project)).unwrap();
+    assert_eq!(rpc_bs["protocol"], "H2C");
+    let grpc_route = Api::<DynamicObject>::namespaced_with(g.kube.clone(), &ns, &gvk("GRPCRoute")).get("rpc").await.unwrap();
+    let conds = route_conditions(&grpc_route, &controller_name);
+    assert!(conds.iter().any(|(t, st, _, _)| t == "Accepted" && st == "True"), "GRPCRoute: {conds:?}");
     let catch_all = rule_where(um, "the default", |r| r["matchRules"] == json!([{"prefixMatch": "/"}])).unwrap();
     let prio = |r: &Value| r["priority"].as_i64().unwrap();
     // Exact before prefix; the longer prefix's header match before the bare prefix; the catch-all last.
@@ -670,8 +686,8 @@ async fn gateway_lifecycle_on_gcp() {
     assert_eq!(count("urlMaps"), 2);
     assert_eq!((count("targetHttpProxies"), count("targetHttpsProxies")), (1, 1));
     assert_eq!(count("sslCertificates"), 1);
-    assert_eq!(count("backendServices"), 4, "api-v1, api-v2, web and the backend-less one");
-    assert_eq!(count("healthChecks"), 3);
+    assert_eq!(count("backendServices"), 5, "api-v1, api-v2, web, rpc and the backend-less one");
+    assert_eq!(count("healthChecks"), 4);
     let negs: usize = lb.negs.values().map(Vec::len).sum();
     assert_eq!(count("networkEndpointGroups"), negs);
     let fw: Vec<&Value> = owned.iter().filter(|(c, _)| c == "firewalls").map(|(_, r)| r).collect();
