@@ -14,8 +14,9 @@
 //! - rules the default (global external) flavour cannot express (a regex path match, a port
 //!   redirect) are reported on the route (PartiallyInvalid, UnsupportedValue), not dropped
 //!   silently;
-//! - a weight change is exactly one URL map update; scaling is a NEG attach, scaling down a
-//!   detach, nothing else;
+//! - a weight change is exactly one URL map update (with its fingerprint; a 412 for a stale one
+//!   means a re-read and one more update); scaling is a NEG attach, scaling down a detach,
+//!   nothing else;
 //! - rotating the Secret creates the new certificate, moves the proxy onto it and only then
 //!   deletes the old one;
 //! - `gcloud ... list` afterwards agrees with the Gateway's status and the pods;
@@ -67,11 +68,15 @@ async fn ground() -> Ground {
 /// A Compute API call on the fake (plain HTTP/1.1, JSON body or none); `path` is absolute or
 /// a full URL on the fake (selfLinks).
 fn gce(g: &Ground, method: &str, path: &str) -> Result<Value, String> {
+    gce_with(g, method, path, (method == "POST").then(|| json!({})))
+}
+
+fn gce_with(g: &Ground, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
     let hostport = g.gce.trim_start_matches("http://").trim_end_matches('/');
     let path = path.strip_prefix(g.gce.trim_end_matches('/')).unwrap_or(path);
     let mut s = std::net::TcpStream::connect(hostport).map_err(|e| format!("{hostport}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let body = if method == "POST" { "{}" } else { "" };
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -92,8 +97,13 @@ fn gce(g: &Ground, method: &str, path: &str) -> Result<Value, String> {
 /// Tests run one at a time and only this test's controller talks to the fake, so a slice of
 /// this log from a mark onwards is what the controller did since.
 fn call_log(g: &Ground) -> Vec<String> {
+    calls_with_status(g).into_iter().map(|(m, _)| m).collect()
+}
+
+/// The call log with each call's HTTP status.
+fn calls_with_status(g: &Ground) -> Vec<(String, u64)> {
     let v = gce(g, "GET", "/_ground/calls").expect("call log");
-    v["calls"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap_or_default().to_string()).collect()
+    v["calls"].as_array().unwrap().iter().map(|c| (c["method"].as_str().unwrap_or_default().to_string(), c["status"].as_u64().unwrap_or(0))).collect()
 }
 
 fn is_mutating(method: &str) -> bool {
@@ -718,6 +728,34 @@ async fn gateway_lifecycle_on_gcp() {
     settle(&ctl).await;
     assert_eq!(mutations_since(&g, mark), ["compute.urlMaps.update"]);
 
+    step("weight change 50/50 -> 70/30 meeting a stale fingerprint: 412, re-read, updated once more");
+    // What GCE answers when the URL map changed between our read and our write.
+    gce_with(&g, "POST", "/_ground/faults", Some(json!({"method": "compute.urlMaps.update", "httpStatus": 412, "reason": "conditionNotMet",
+        "message": "Invalid fingerprint.", "count": 1})))
+    .expect("inject a 412");
+    let mark = call_log(&g).len();
+    Api::<DynamicObject>::namespaced_with(g.kube.clone(), &ns, &gvk("HTTPRoute"))
+        .patch("store", &PatchParams::default(), &Patch::Merge(json!({"spec": store_spec(70, 30)})))
+        .await
+        .expect("patch route");
+    // Only the call log is read until the update went through, so every URL map call in it
+    // is the controller's.
+    let url_map_calls = poll("a successful URL map update", Duration::from_secs(60), || async {
+        let calls: Vec<(String, u64)> =
+            calls_with_status(&g).into_iter().skip(mark).filter(|(m, _)| m.starts_with("compute.urlMaps.") && !m.ends_with(".list")).collect();
+        if calls.contains(&("compute.urlMaps.update".to_string(), 200)) { Ok(calls) } else { Err(format!("{calls:?}")) }
+    })
+    .await;
+    assert_eq!(
+        url_map_calls,
+        [("compute.urlMaps.update".to_string(), 412), ("compute.urlMaps.get".to_string(), 200), ("compute.urlMaps.update".to_string(), 200)]
+    );
+    let lb = lb_at(&g, &ip).unwrap();
+    let split = rule_where(lb.url_map("443-443"), "the split", |r| weights(r).len() == 2).unwrap();
+    assert_eq!(weights(&split), [(bs_v1.clone(), 70), (bs_v2.clone(), 30)]);
+    settle(&ctl).await;
+    assert_eq!(mutations_since(&g, mark), ["compute.urlMaps.update", "compute.urlMaps.update"]);
+
     step("scaling api-v1 2 -> 3: one attach; 3 -> 2: one detach");
     for (replicas, call) in [(3, "compute.networkEndpointGroups.attachNetworkEndpoints"), (2, "compute.networkEndpointGroups.detachNetworkEndpoints")] {
         let mark = call_log(&g).len();
@@ -776,7 +814,7 @@ async fn gateway_lifecycle_on_gcp() {
         let um_name = last_segment(lb.proxy("443-443")["urlMap"].as_str().unwrap());
         let um = gc.json(&["compute", "url-maps", "describe", &um_name, "--global"]);
         let split = rule_where(&um, "the split", |r| weights(r).len() == 2).unwrap();
-        assert_eq!(weights(&split), [(bs_v1.clone(), 50), (bs_v2.clone(), 50)], "the route's weights");
+        assert_eq!(weights(&split), [(bs_v1.clone(), 70), (bs_v2.clone(), 30)], "the route's weights");
         // Each Service's NEGs hold exactly its ready pods (what the EndpointSlices say).
         for (bs, app, replicas) in [(&bs_v1, "api-v1", 2), (&bs_v2, "api-v2", 1), (&bs_web, "web", 1)] {
             let want: BTreeSet<String> = pod_ips(&g.kube, &ns, app, replicas).await;
