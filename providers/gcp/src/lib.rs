@@ -123,10 +123,6 @@ pub fn capabilities() -> Capabilities {
 ///
 /// Not claimed, and why:
 /// - method matching: `matchRules` has no method field;
-/// - path rewrite: `urlRewrite.pathPrefixRewrite` expresses ReplacePrefixMatch, but
-///   ReplaceFullPath under a prefix or regex match would need `regexRewrite`, whose pattern
-///   restrictions and load balancer support v1 does not pin down; the feature needs both, so
-///   it is not claimed (host rewrite is);
 /// - port redirect: `urlRedirect` has no port;
 /// - several mirrors per rule: `requestMirrorPolicy` is one backend service;
 /// - backend timeout, retry, CORS, session persistence: not built yet;
@@ -155,8 +151,10 @@ pub fn capabilities_for(flavour: Flavour) -> Capabilities {
         feature::HTTP_ROUTE_303_REDIRECT,
         feature::HTTP_ROUTE_307_REDIRECT,
         feature::HTTP_ROUTE_308_REDIRECT,
-        // urlRewrite.hostRewrite.
+        // urlRewrite.hostRewrite; pathPrefixRewrite, and for ReplaceFullPath under a prefix
+        // pathTemplateMatch + pathTemplateRewrite (see `urlmap`).
         feature::HTTP_ROUTE_HOST_REWRITE,
+        feature::HTTP_ROUTE_PATH_REWRITE,
         // requestMirrorPolicy, with mirrorPercent (present in compute.v1).
         feature::HTTP_ROUTE_REQUEST_MIRROR,
         feature::HTTP_ROUTE_REQUEST_PERCENTAGE_MIRROR,

@@ -156,6 +156,8 @@ pub struct MatchRule {
     pub prefix_match: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub regex_match: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_template_match: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub header_matches: Vec<HeaderMatch>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -205,10 +207,28 @@ pub struct WeightedBackendService {
     pub header_action: Option<HeaderAction>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// At most one of the path rewrites is set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UrlRewrite {
-    pub host_rewrite: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_rewrite: Option<String>,
+    /// Replaces the matched part of the path: the prefix of a `prefixMatch`, the whole path of
+    /// a `fullPathMatch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_prefix_rewrite: Option<String>,
+    /// The new path for a `pathTemplateMatch` (here always a literal: the whole path replaced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_template_rewrite: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex_rewrite: Option<RegexRewrite>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegexRewrite {
+    pub path_pattern: String,
+    pub path_substitution: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -594,7 +594,7 @@ fn regional_internal_flavour() {
     // a plan that has one does not render as a global load balancer.
     assert!(!capabilities().supports(feature::PATH_REGEX_MATCHING));
     assert!(!capabilities().supports(feature::HTTP_ROUTE_METHOD_MATCHING));
-    assert!(!capabilities().supports(feature::HTTP_ROUTE_PATH_REWRITE));
+    assert!(capabilities().supports(feature::HTTP_ROUTE_PATH_REWRITE));
     assert!(capabilities().supports(feature::HTTP_ROUTE_HOST_REWRITE));
     assert!(p.capabilities().supports(feature::HEADER_REGEX_MATCHING));
     let mut global = ctx();
@@ -805,4 +805,81 @@ fn unknown_scheme_is_an_error() {
     assert!(err.contains("unknown scheme"), "{err}");
     assert_eq!(p.name(), "gcp");
     assert_eq!(p.capabilities().max_weight, 1000);
+}
+
+#[test]
+fn path_rewrites_replace_prefixes_element_wise_and_full_paths_whole() {
+    let route = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: rw, namespace: apps}
+spec:
+  parentRefs: [{name: web}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api/}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}
+    backendRefs: [{name: api-v1, port: 80}]
+  - matches: [{path: {type: Exact, value: /old}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /new}}
+    backendRefs: [{name: api-v1, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /legacy}, headers: [{name: x-old, value: "1"}]}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: legacy.internal, path: {type: ReplaceFullPath, replaceFullPath: /index.html}}
+    backendRefs: [{name: api-v1, port: 80}]
+  - filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+    backendRefs: [{name: web, port: 80}]
+"#;
+    let g = render(&format!("{HTTP_GATEWAY}---{SERVICES}---{route}"));
+    let rules = one(&g, KIND_URL_MAP).spec["pathMatchers"][0]["routeRules"].clone();
+    let summary: Vec<(Value, Value)> =
+        rules.as_array().unwrap().iter().map(|r| (r["matchRules"].clone(), r["routeAction"]["urlRewrite"].clone())).collect();
+    assert_eq!(
+        summary,
+        vec![
+            // Exact paths first: the matched part of a full-path match is the whole path.
+            (json!([{"fullPathMatch": "/old"}]), json!({"pathPrefixRewrite": "/new"})),
+            // /legacy (with its header match) itself, then everything below it, both to one path.
+            (
+                json!([{"fullPathMatch": "/legacy", "headerMatches": [{"headerName": "x-old", "exactMatch": "1"}]}]),
+                json!({"hostRewrite": "legacy.internal", "pathPrefixRewrite": "/index.html"})
+            ),
+            (
+                json!([{"pathTemplateMatch": "/legacy/{path=**}", "headerMatches": [{"headerName": "x-old", "exactMatch": "1"}]}]),
+                json!({"hostRewrite": "legacy.internal", "pathTemplateRewrite": "/index.html"})
+            ),
+            // /api -> /v2, /api/x -> /v2/x.
+            (json!([{"fullPathMatch": "/api"}]), json!({"pathPrefixRewrite": "/v2"})),
+            (json!([{"prefixMatch": "/api/"}]), json!({"pathPrefixRewrite": "/v2/"})),
+            // Prefix "/" replaced by "/": unchanged paths, written out all the same.
+            (json!([{"fullPathMatch": "/"}]), json!({"pathPrefixRewrite": "/"})),
+            (json!([{"prefixMatch": "/"}]), json!({"pathPrefixRewrite": "/"})),
+        ]
+    );
+    let prios: Vec<i64> = rules.as_array().unwrap().iter().map(|r| r["priority"].as_i64().unwrap()).collect();
+    assert_eq!(prios, (1..=7).collect::<Vec<i64>>());
+
+    // A prefix that cannot be a path template is an error, not a wrong rewrite.
+    let bad = route.replace("value: /legacy}", "value: \"/leg*acy\"}");
+    let p = GcpProvider::default();
+    let err = p.render(&plan(&p, &format!("{HTTP_GATEWAY}---{SERVICES}---{bad}")), &ctx()).unwrap_err().to_string();
+    assert!(err.contains("path template"), "{err}");
+
+    // Regional flavours: a full-path rewrite under a regex match replaces whatever matched.
+    let regional = GcpProvider::new(Flavour::RegionalExternalManaged);
+    let re = route.replace("type: PathPrefix, value: /legacy}", "type: RegularExpression, value: \"/legacy/.*\"}");
+    let g = regional.render(&plan(&regional, &format!("{HTTP_GATEWAY}---{SERVICES}---{re}")), &ctx()).unwrap();
+    check_graph(&g);
+    let rules = one(&g, KIND_URL_MAP).spec["pathMatchers"][0]["routeRules"].clone();
+    let legacy = rules.as_array().unwrap().iter().find(|r| r["matchRules"][0]["regexMatch"] == "/legacy/.*").unwrap();
+    assert_eq!(
+        legacy["routeAction"]["urlRewrite"],
+        json!({"hostRewrite": "legacy.internal", "regexRewrite": {"pathPattern": ".*", "pathSubstitution": "/index.html"}})
+    );
 }

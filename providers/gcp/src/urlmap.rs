@@ -5,9 +5,13 @@
 //!   GCE's `prefixMatch` is a plain string prefix. So it becomes two OR-ed match rules:
 //!   `fullPathMatch: /foo` and `prefixMatch: /foo/` (each with the same header and query
 //!   matches). `PathPrefix /` is `prefixMatch: /`.
-//! - A redirect with `ReplacePrefixMatch` is split into two route rules, because the
-//!   replacement differs for the two halves (`/foo` -> `/new`, `/foo/x` -> `/new/x`) and a
-//!   route rule has one `urlRedirect`.
+//! - A redirect or rewrite with `ReplacePrefixMatch` is split into two route rules, because
+//!   the replacement differs for the two halves (`/foo` -> `/new`, `/foo/x` -> `/new/x`) and a
+//!   route rule has one `urlRedirect` / `urlRewrite`.
+//! - A rewrite with `ReplaceFullPath` under `PathPrefix /foo` is split too: `fullPathMatch:
+//!   /foo` with `pathPrefixRewrite` (the matched part of a full-path match is the whole path),
+//!   and `pathTemplateMatch: /foo/{path=**}` with `pathTemplateRewrite` (a literal new path):
+//!   `prefixMatch` + `pathPrefixRewrite` would only replace the prefix.
 
 use std::collections::BTreeMap;
 
@@ -78,6 +82,7 @@ pub(crate) fn route_rules(l: &ListenerPlan, r: &PlanRule, refs: &Refs<'_>) -> Re
     let with_values = |m: MatchRule| MatchRule { header_matches: headers.clone(), query_parameter_matches: queries.clone(), ..m };
     let full = |p: &str| with_values(MatchRule { full_path_match: Some(p.to_string()), ..Default::default() });
     let prefix = |p: &str| with_values(MatchRule { prefix_match: Some(p.to_string()), ..Default::default() });
+    let template = |p: &str| with_values(MatchRule { path_template_match: Some(p.to_string()), ..Default::default() });
 
     let path = Path::of(r.matches.path.as_ref());
     let all_matches = match &path {
@@ -99,11 +104,13 @@ pub(crate) fn route_rules(l: &ListenerPlan, r: &PlanRule, refs: &Refs<'_>) -> Re
         header_action: header_action.clone(),
     };
 
+    let halves = |m: &PathModifier, rewrite: bool| -> Result<Vec<(Vec<MatchRule>, NewPath)>, RenderError> {
+        path_halves(&path, m, rewrite, all_matches.clone(), &full, &prefix, &template).map_err(|e| fail(&e))
+    };
     Ok(match &r.action {
         RuleAction::Forward { backends } => {
             let mut action = RouteAction {
                 weighted_backend_services: weighted(backends, refs).map_err(|e| fail(&e))?,
-                url_rewrite: filters.url_rewrite,
                 request_mirror_policy: filters.mirror,
                 ..Default::default()
             };
@@ -115,43 +122,116 @@ pub(crate) fn route_rules(l: &ListenerPlan, r: &PlanRule, refs: &Refs<'_>) -> Re
                     action.timeout = Some(duration(req).ok_or_else(|| fail(&format!("invalid timeout {req:?}")))?);
                 }
             }
-            vec![rule(all_matches, Some(action), None)]
+            let host_rewrite = filters.host_rewrite;
+            match &filters.path_rewrite {
+                None => {
+                    action.url_rewrite = host_rewrite.map(|h| UrlRewrite { host_rewrite: Some(h), ..Default::default() });
+                    vec![rule(all_matches, Some(action), None)]
+                }
+                Some(m) => halves(m, true)?
+                    .into_iter()
+                    .map(|(matches, new_path)| {
+                        let url_rewrite = Some(new_path.rewrite(host_rewrite.clone()));
+                        rule(matches, Some(RouteAction { url_rewrite, ..action.clone() }), None)
+                    })
+                    .collect(),
+            }
         }
         RuleAction::FixedResponse { status, .. } => {
             vec![rule(all_matches, Some(fixed_response(refs.no_backend, *status)), None)]
         }
         RuleAction::Redirect(rd) => {
             let base = redirect_base(l, rd).map_err(|e| fail(&e))?;
-            match (&rd.path, &path) {
-                (None, _) => vec![rule(all_matches, None, Some(base))],
-                (Some(PathModifier::ReplaceFullPath(p)), _) => {
-                    vec![rule(all_matches, None, Some(UrlRedirect { path_redirect: Some(p.clone()), ..base }))]
-                }
-                (Some(PathModifier::ReplacePrefixMatch(repl)), Path::Prefix(t)) => {
-                    // Gateway API: prefix /foo, replacement /new: /foo -> /new, /foo/x -> /new/x;
-                    // replacement "" or "/": /foo -> /, /foo/x -> /x.
-                    let repl = repl.trim_end_matches('/');
-                    let whole = if repl.is_empty() { "/".to_string() } else { repl.to_string() };
-                    let exact = if t.is_empty() { "/" } else { t.as_str() };
-                    vec![
-                        rule(vec![full(exact)], None, Some(UrlRedirect { path_redirect: Some(whole), ..base.clone() })),
-                        rule(
-                            vec![prefix(&format!("{t}/"))],
-                            None,
-                            Some(UrlRedirect { prefix_redirect: Some(format!("{repl}/")), ..base }),
-                        ),
-                    ]
-                }
-                (Some(PathModifier::ReplacePrefixMatch(repl)), Path::Exact(_)) => {
-                    // The whole path is the matched prefix.
-                    let repl = repl.trim_end_matches('/');
-                    let whole = if repl.is_empty() { "/".to_string() } else { repl.to_string() };
-                    vec![rule(all_matches, None, Some(UrlRedirect { path_redirect: Some(whole), ..base }))]
-                }
-                (Some(PathModifier::ReplacePrefixMatch(_)), Path::Regex(_)) => {
-                    return Err(fail("ReplacePrefixMatch needs a PathPrefix match"));
-                }
+            match &rd.path {
+                None => vec![rule(all_matches, None, Some(base))],
+                Some(m) => halves(m, false)?
+                    .into_iter()
+                    .map(|(matches, new_path)| Ok(rule(matches, None, Some(new_path.redirect(base.clone()).map_err(|e| fail(&e))?))))
+                    .collect::<Result<_, RenderError>>()?,
             }
+        }
+    })
+}
+
+/// The path a group of match rules leads to.
+#[derive(Debug, PartialEq)]
+enum NewPath {
+    /// The matched path is replaced whole (a redirect's `pathRedirect`, or `pathPrefixRewrite`
+    /// under a `fullPathMatch`).
+    Whole(String),
+    /// The matched prefix is replaced.
+    Prefix(String),
+    /// The path matched by a `pathTemplateMatch` becomes this literal.
+    Template(String),
+    /// The path matched by a `regexMatch` becomes this literal.
+    Regex(String),
+}
+
+impl NewPath {
+    fn redirect(self, base: UrlRedirect) -> Result<UrlRedirect, String> {
+        match self {
+            NewPath::Whole(p) => Ok(UrlRedirect { path_redirect: Some(p), ..base }),
+            NewPath::Prefix(p) => Ok(UrlRedirect { prefix_redirect: Some(p), ..base }),
+            NewPath::Template(_) | NewPath::Regex(_) => Err("a redirect cannot take its path from a template or regex".into()),
+        }
+    }
+
+    fn rewrite(self, host_rewrite: Option<String>) -> UrlRewrite {
+        let r = UrlRewrite { host_rewrite, ..Default::default() };
+        match self {
+            NewPath::Whole(p) | NewPath::Prefix(p) => UrlRewrite { path_prefix_rewrite: Some(p), ..r },
+            NewPath::Template(p) => UrlRewrite { path_template_rewrite: Some(p), ..r },
+            // `.*` matches the whole path, which becomes the literal.
+            NewPath::Regex(p) => UrlRewrite {
+                regex_rewrite: Some(RegexRewrite { path_pattern: ".*".into(), path_substitution: p }),
+                ..r
+            },
+        }
+    }
+}
+
+/// Characters with a meaning in path templates; a literal path containing one cannot be
+/// written as a template or a template rewrite.
+const TEMPLATE_OPERATORS: &[char] = &['*', '{', '}', '='];
+
+/// The route rules' match groups for a path modifier, and what each group's path becomes.
+/// Gateway API replaces a prefix element-wise (`/foo` -> `/new`, `/foo/x` -> `/new/x`), so a
+/// `PathPrefix` becomes the exact path and the `/`-terminated prefix, each with its own
+/// replacement. `rewrite`: for a URLRewrite (a redirect's `pathRedirect` replaces the whole
+/// path whatever matched; a rewrite's `pathPrefixRewrite` only the matched part).
+fn path_halves(
+    path: &Path,
+    m: &PathModifier,
+    rewrite: bool,
+    all_matches: Vec<MatchRule>,
+    full: &dyn Fn(&str) -> MatchRule,
+    prefix: &dyn Fn(&str) -> MatchRule,
+    template: &dyn Fn(&str) -> MatchRule,
+) -> Result<Vec<(Vec<MatchRule>, NewPath)>, String> {
+    let exact = |t: &str| if t.is_empty() { "/".to_string() } else { t.to_string() };
+    Ok(match (m, path) {
+        (PathModifier::ReplacePrefixMatch(repl), Path::Prefix(t)) => {
+            // Replacement "" or "/": /foo -> /, /foo/x -> /x.
+            let repl = repl.trim_end_matches('/');
+            vec![
+                (vec![full(&exact(t))], NewPath::Whole(exact(repl))),
+                (vec![prefix(&format!("{t}/"))], NewPath::Prefix(format!("{repl}/"))),
+            ]
+        }
+        // The whole path is the matched prefix.
+        (PathModifier::ReplacePrefixMatch(repl), Path::Exact(_)) => vec![(all_matches, NewPath::Whole(exact(repl.trim_end_matches('/'))))],
+        (PathModifier::ReplacePrefixMatch(_), Path::Regex(_)) => return Err("ReplacePrefixMatch needs a PathPrefix match".into()),
+        (PathModifier::ReplaceFullPath(p), _) if !rewrite => vec![(all_matches, NewPath::Whole(p.clone()))],
+        (PathModifier::ReplaceFullPath(p), Path::Exact(_)) => vec![(all_matches, NewPath::Whole(p.clone()))],
+        (PathModifier::ReplaceFullPath(p), Path::Regex(_)) => vec![(all_matches, NewPath::Regex(p.clone()))],
+        (PathModifier::ReplaceFullPath(p), Path::Prefix(t)) => {
+            if t.contains(TEMPLATE_OPERATORS) || p.contains(TEMPLATE_OPERATORS) {
+                return Err(format!("ReplaceFullPath {p:?} under PathPrefix {:?}: a path with any of {TEMPLATE_OPERATORS:?} cannot be written as a path template", exact(t)));
+            }
+            vec![
+                (vec![full(&exact(t))], NewPath::Whole(p.clone())),
+                (vec![template(&format!("{t}/{{path=**}}"))], NewPath::Template(p.clone())),
+            ]
         }
     })
 }
@@ -196,14 +276,16 @@ fn describe(r: &PlanRule) -> String {
 /// What a rule's filters become.
 struct Filters {
     header_action: Option<HeaderAction>,
-    url_rewrite: Option<UrlRewrite>,
+    host_rewrite: Option<String>,
+    path_rewrite: Option<PathModifier>,
     mirror: Option<RequestMirrorPolicy>,
 }
 
 impl Filters {
     fn of(r: &PlanRule, refs: &Refs<'_>) -> Result<Self, String> {
         let mut ha = HeaderAction::default();
-        let mut url_rewrite = None;
+        let mut host_rewrite = None;
+        let mut path_rewrite = None;
         let mut mirror = None;
         let mut mirrors = 0;
         for f in &r.filters {
@@ -219,10 +301,8 @@ impl Filters {
                     ha.response_headers_to_remove.extend(remove);
                 }
                 Filter::UrlRewrite(rw) => {
-                    if rw.path.is_some() {
-                        return Err("URLRewrite path is not supported".into());
-                    }
-                    url_rewrite = rw.hostname.clone().map(|h| UrlRewrite { host_rewrite: h });
+                    host_rewrite = rw.hostname.clone();
+                    path_rewrite = rw.path.clone();
                 }
                 Filter::RequestMirror { backend, percent } => {
                     mirrors += 1;
@@ -241,7 +321,7 @@ impl Filters {
                 other => return Err(format!("{} filter is not supported", other.type_name())),
             }
         }
-        Ok(Filters { header_action: Some(ha), url_rewrite, mirror })
+        Ok(Filters { header_action: Some(ha), host_rewrite, path_rewrite, mirror })
     }
 }
 

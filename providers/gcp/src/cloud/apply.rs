@@ -7,7 +7,10 @@
 //! Per kind:
 //! - URL maps, backend services, health checks, firewalls: one `update` (PUT) of the whole
 //!   resource with the observed fingerprint; on 412 (stale fingerprint) the resource is read
-//!   again and the update retried. A weight change is exactly one URL map update.
+//!   again and the update retried. A weight change is exactly one URL map update. Not `patch`:
+//!   a merge patch leaves out what it does not name, and google-cloud-compute-v1 never
+//!   serialises an empty list, so a patch could not empty `hostRules`, `pathMatchers` or a
+//!   backend service's `backends` when the last route or endpoint zone goes.
 //! - NEGs: only the endpoint difference, `attachNetworkEndpoints` first (new endpoints serve
 //!   before old ones go), then `detachNetworkEndpoints`. A NEG is never recreated.
 //! - Target proxies: `setUrlMap`, `setSslCertificates`; anything else with `patch`.

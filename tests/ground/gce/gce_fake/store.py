@@ -1168,6 +1168,7 @@ class Store:
                                         "Two route rules in the same path matcher cannot have the same priority.")
                 prios.add(rr["priority"])
                 exclusive(rr, rpath, "service")
+                _check_route_rule(rr, rpath)
         hosts_seen = set()
         for i, hr in enumerate(body.get("hostRules") or []):
             path = f"resource.hostRules[{i}]"
@@ -1185,6 +1186,23 @@ class Store:
         for key, path in refs.items():
             if "/backendServices/" in key:
                 self._scope_match(path, key, stype, sname)
+        # compute.v1: "Regular expressions can only be used when the loadBalancingScheme is set
+        # to INTERNAL_SELF_MANAGED, EXTERNAL_MANAGED (regional scope) or INTERNAL_MANAGED." A
+        # global URL map's scheme is its backend services' scheme.
+        if stype == "global" and _uses_regex(body):
+            for key in refs:
+                bs = self.entries.get(key)
+                scheme = bs.body.get("loadBalancingScheme") if bs and bs.kind.coll == "backendServices" else None
+                if scheme and scheme != "INTERNAL_SELF_MANAGED":
+                    raise invalid_field("resource.pathMatchers", "regexMatch",
+                                        f"Regular expressions cannot be used in a global URL map whose backend "
+                                        f"services have loadBalancingScheme {scheme}.")
+        if existing and _uses_https_redirect(body):
+            for user in self.users_of(existing.key):
+                if user.kind.coll == "targetHttpsProxies":
+                    raise invalid_field("resource", "httpsRedirect",
+                                        f"httpsRedirect cannot be set in a URL map used by the target HTTPS proxy "
+                                        f"'{user.key}'.")
 
     def _prep_backendServices(self, body, project, stype, sname, existing):
         body.setdefault("loadBalancingScheme", "EXTERNAL" if stype == "global" else "INTERNAL")
@@ -1287,6 +1305,12 @@ class Store:
         for key, path in refs.items():
             if "/urlMaps/" in key or "/sslCertificates/" in key:
                 self._scope_match(path, key, stype, sname)
+            um = self.entries.get(key)
+            # compute.v1 HttpRedirectAction.httpsRedirect: "Setting this true for
+            # TargetHttpsProxy is not permitted."
+            if um and um.kind.coll == "urlMaps" and _uses_https_redirect(um.body):
+                raise invalid_field("resource.urlMap", key, "A URL map with httpsRedirect cannot be used by a "
+                                    "target HTTPS proxy.")
 
     def _prep_sslCertificates(self, body, project, stype, sname, existing):
         t = body.setdefault("type", "MANAGED" if body.get("managed") else "SELF_MANAGED")
@@ -1498,6 +1522,99 @@ class Store:
         body.setdefault("purpose", "PRIVATE")
         body.setdefault("stackType", "IPV4_ONLY")
         body.setdefault("privateIpGoogleAccess", False)
+
+
+PATH_MATCH_FIELDS = ("prefixMatch", "fullPathMatch", "regexMatch", "pathTemplateMatch")
+PATH_REWRITE_FIELDS = ("pathPrefixRewrite", "pathTemplateRewrite", "regexRewrite")
+TEMPLATE_VAR_RE = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?:=(\*\*?))?\}")
+
+
+def _walk(obj):
+    if isinstance(obj, dict):
+        yield obj
+        for v in obj.values():
+            yield from _walk(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _walk(v)
+
+
+def _uses_regex(body) -> bool:
+    """Any regexMatch in a path, header or query parameter match."""
+    return any(d.get("regexMatch") for d in _walk(body.get("pathMatchers") or []))
+
+
+def _uses_https_redirect(body) -> bool:
+    return any(isinstance(d.get(k), dict) and d[k].get("httpsRedirect")
+               for d in _walk(body) for k in ("urlRedirect", "defaultUrlRedirect"))
+
+
+def _template_variables(template: str, path: str) -> set[str]:
+    """Checks a pathTemplateMatch the way compute.v1 describes it and returns its variables."""
+    if not template.startswith("/") or not 1 <= len(template) <= 1024:
+        raise invalid_field(path, template, "A path template must start with '/' and be 1 to 1024 characters.")
+    segments = template[1:].split("/")
+    operators, names = 0, set()
+    for i, seg in enumerate(segments):
+        m = TEMPLATE_VAR_RE.fullmatch(seg)
+        if seg in ("*", "**") or m:
+            operators += 1
+            deep = seg == "**" or (m and m.group(2) == "**")
+            if deep and i != len(segments) - 1:
+                raise invalid_field(path, template, "'**' may only be the last operator of a path template.")
+            if m:
+                if m.group(1) in names:
+                    raise invalid_field(path, template, f"Variable '{m.group(1)}' appears twice.")
+                names.add(m.group(1))
+        elif any(c in seg for c in "*{}="):
+            raise invalid_field(path, template, f"Segment '{seg}' is neither a literal nor an operator.")
+    if operators > 5:
+        raise invalid_field(path, template, "At most 5 operators may appear in a path template.")
+    return names
+
+
+def _check_route_rule(rr: dict, path: str):
+    """What compute.v1 says about one route rule's matches and rewrites, beyond the schema."""
+    templates = []
+    for k, m in enumerate(rr.get("matchRules") or []):
+        mpath = f"{path}.matchRules[{k}]"
+        set_ = [f for f in PATH_MATCH_FIELDS if m.get(f)]
+        if len(set_) != 1:
+            raise invalid_field(mpath, ", ".join(set_), "Precisely one of prefixMatch, fullPathMatch, regexMatch "
+                                "or pathTemplateMatch must be set.")
+        if m.get("ignoreCase") and m.get("regexMatch"):
+            raise invalid_field(f"{mpath}.ignoreCase", True, "ignoreCase must not be used with regexMatch.")
+        for f in ("prefixMatch", "fullPathMatch"):
+            if m.get(f) is not None and (not m[f].startswith("/") or len(m[f]) > 1024):
+                raise invalid_field(f"{mpath}.{f}", m[f], "Must start with '/' and be 1 to 1024 characters.")
+        templates.append(_template_variables(m["pathTemplateMatch"], f"{mpath}.pathTemplateMatch")
+                         if m.get("pathTemplateMatch") else None)
+    rw = (rr.get("routeAction") or {}).get("urlRewrite") or {}
+    rpath = f"{path}.routeAction.urlRewrite"
+    set_ = [f for f in PATH_REWRITE_FIELDS if rw.get(f)]
+    if len(set_) > 1:
+        raise invalid_field(rpath, ", ".join(set_), "Only one of pathPrefixRewrite, pathTemplateRewrite or "
+                            "regexRewrite may be specified.")
+    for f, limit in (("hostRewrite", 255), ("pathPrefixRewrite", 1024)):
+        if f in rw and not 1 <= len(rw[f]) <= limit:
+            raise invalid_field(f"{rpath}.{f}", rw[f], f"The value must be from 1 to {limit} characters.")
+    if rw.get("pathTemplateRewrite"):
+        if not templates or any(t is None for t in templates):
+            raise invalid_field(f"{rpath}.pathTemplateRewrite", rw["pathTemplateRewrite"],
+                                "pathTemplateRewrite needs a pathTemplateMatch in every match rule.")
+        if any(not t for t in templates):
+            raise invalid_field(f"{rpath}.pathTemplateRewrite", rw["pathTemplateRewrite"],
+                                "At least one variable must be specified in the path_template_match field.")
+        used = set(TEMPLATE_VAR_RE.findall(rw["pathTemplateRewrite"]))
+        used = {name for name, _ in used}
+        for t in templates:
+            missing = used - t
+            if missing:
+                raise invalid_field(f"{rpath}.pathTemplateRewrite", rw["pathTemplateRewrite"],
+                                    f"Variables {sorted(missing)} do not exist in the path_template_match.")
+    rx = rw.get("regexRewrite")
+    if rx is not None and (not rx.get("pathPattern") or "pathSubstitution" not in rx):
+        raise invalid_field(f"{rpath}.regexRewrite", "", "pathPattern and pathSubstitution are required.")
 
 
 def _port_range(pr: str | None) -> tuple[int, int]:
