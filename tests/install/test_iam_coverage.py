@@ -58,16 +58,17 @@ def gce_methods() -> list[str]:
         m.extend(f"compute.{c}.{v}" for c in colls for v in verbs.split())
 
     add(["addresses", "globalAddresses"], "insert get list delete setLabels")
-    add(["healthChecks", "regionHealthChecks"], "insert get list patch update delete")
-    add(["backendServices", "regionBackendServices"], "insert get list patch update delete")
-    add(["urlMaps", "regionUrlMaps"], "insert get list patch update delete")
-    add(["targetHttpProxies", "regionTargetHttpProxies"], "insert get list delete setUrlMap")
-    add(["targetHttpsProxies", "regionTargetHttpsProxies"], "insert get list delete setUrlMap setSslCertificates")
-    add(["sslCertificates", "regionSslCertificates"], "insert get list delete")
-    add(["forwardingRules", "globalForwardingRules"], "insert get list patch delete setLabels setTarget")
-    add(["networkEndpointGroups"], "insert get list delete attachNetworkEndpoints detachNetworkEndpoints listNetworkEndpoints")
-    add(["firewalls"], "insert get list patch update delete")
-    add(["globalOperations", "regionOperations", "zoneOperations"], "get wait")
+    add(["healthChecks", "regionHealthChecks"], "insert list update delete")
+    add(["backendServices", "regionBackendServices"], "insert get list update delete")
+    add(["urlMaps", "regionUrlMaps"], "insert get list update delete")
+    add(["targetHttpProxies", "regionTargetHttpProxies"], "insert list delete setUrlMap")
+    add(["targetHttpProxies"], "get patch")
+    add(["targetHttpsProxies", "regionTargetHttpsProxies"], "insert get list delete patch setUrlMap setSslCertificates")
+    add(["sslCertificates", "regionSslCertificates"], "insert list delete")
+    add(["forwardingRules", "globalForwardingRules"], "insert get list delete setLabels setTarget")
+    add(["networkEndpointGroups"], "insert list aggregatedList delete attachNetworkEndpoints detachNetworkEndpoints listNetworkEndpoints")
+    add(["firewalls"], "insert list update delete")
+    add(["globalOperations", "regionOperations", "zoneOperations"], "get")
     return m
 
 

@@ -14,6 +14,7 @@ READY_TIMEOUT=${GCE_READY_TIMEOUT:-60}
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids" "$CACHE"
 STATE_DIR=$(cd "$STATE_DIR" && pwd)
 LOG=$STATE_DIR/logs/gce.log
+CALL_LOG=${GCE_CALL_LOG:-$STATE_DIR/logs/gce-calls.jsonl}
 PIDFILE=$STATE_DIR/pids/gce.pid
 PORTFILE=$STATE_DIR/gce.port
 ENVFILE=$STATE_DIR/gce.env
@@ -60,6 +61,7 @@ GCE_ENDPOINT=http://127.0.0.1:$1
 GCE_PROJECT=${GCE_PROJECT:-cloudgate-test}
 GCE_REGION=${GCE_REGION:-us-central1}
 CLOUDGATE_GCE_VENV=$VENV
+GCE_CALL_LOG=$CALL_LOG
 ENV
   mv "$ENVFILE.tmp" "$ENVFILE"
 }
@@ -74,7 +76,9 @@ rm -f "$PIDFILE" "$PORTFILE" "$ENVFILE"
 
 # --- start ---------------------------------------------------------------------
 # Port 0 + --port-file: the kernel picks a free loopback port, no race.
-PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" nohup "$VENV/bin/python" -m gce_fake \
+# Every call is also appended to a JSON-lines log (method, status) that outlives the fake's
+# in-memory list (tests reset that): tests/install/iam_coverage.py reads it.
+GROUND_CALL_LOG="$CALL_LOG" PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" nohup "$VENV/bin/python" -m gce_fake \
   --host 127.0.0.1 --port "${GCE_PORT:-0}" --port-file "$PORTFILE" >>"$LOG" 2>&1 </dev/null &
 PID=$!
 echo "$PID" >"$PIDFILE"

@@ -47,15 +47,17 @@ class Fake:
         self.call_log = os.environ.get("GROUND_CALL_LOG")
 
     # ---------------------------------------------------------------- record
-    def record(self, method_id: str, status: int, http_method: str, path: str):
+    def record(self, method_id: str, status: int, http_method: str, path: str, agent: str = ""):
         self.calls.append({"method": method_id, "status": status})
         if self.call_log:
-            line = json.dumps({"method": method_id, "status": status, "http": http_method, "path": path})
+            # `agent` (the x-goog-api-client or User-Agent header) tells gcloud's calls from the
+            # Rust clients' in tests/install/iam_coverage.py.
+            line = json.dumps({"method": method_id, "status": status, "http": http_method, "path": path, "agent": agent})
             with open(self.call_log, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
 
     # ------------------------------------------------------------------- api
-    def api(self, http_method: str, path: str, query: str, raw_body: bytes, host: str):
+    def api(self, http_method: str, path: str, query: str, raw_body: bytes, host: str, agent: str = ""):
         """Returns (status, body_dict_or_None)."""
         base = f"http://{host}/compute/v1"
         rel = path[len(API_PREFIX):]
@@ -66,7 +68,7 @@ class Fake:
                            f"The requested URL {path} was not found on this server." if status == 404
                            else f"Method {http_method} is not allowed for {path}.")
             body = self._error(err)
-            self.record("unknown", status, http_method, path)
+            self.record("unknown", status, http_method, path, agent)
             return status, body
         with self.lock:
             try:
@@ -78,7 +80,7 @@ class Fake:
                                       "message": f"{exc!r}", "trace": traceback.format_exc()})
                 err = ApiError(500, "backendError", f"cloudgate GCE fake crashed in {meth.id}: {exc!r}")
                 status, body = 500, self._error(err)
-            self.record(meth.id, status, http_method, path)
+            self.record(meth.id, status, http_method, path, agent)
         return status, body
 
     def _api(self, meth, params, http_method, query, raw_body, base):
@@ -269,7 +271,8 @@ class Handler(BaseHTTPRequestHandler):
             status, ctype, data = self.fake.batch(self.headers.get("Content-Type", ""), raw, host)
             return self._send(status, data, ctype)
         if path.startswith(API_PREFIX):
-            status, body = self.fake.api(self.command, path, url.query, raw, host)
+            agent = " ".join(filter(None, [self.headers.get("x-goog-api-client"), self.headers.get("User-Agent")]))
+            status, body = self.fake.api(self.command, path, url.query, raw, host, agent)
             return self._send(status, body)
         err = ApiError(404, "notFound", f"The requested URL {path} was not found on this server.")
         return self._send(404, err.body())
