@@ -202,7 +202,7 @@ async fn provision(ctx: &Context, key: &ObjKey, gw: &Gateway, t: &GatewayTransla
         match ctx.provider.render(&t.plan, &ctx.render_ctx) {
             Err(e) => {
                 ctx.event(gw, EventType::Warning, "RenderFailed", e.to_string()).await;
-                Provisioning::Failed { reason: reason::INVALID, message: e.to_string() }
+                Provisioning::Failed { reason: e.programmed_reason(), message: e.to_string() }
             }
             Ok(desired) => match sync_cloud(ctx, key, Some(t), &desired).await {
                 Ok(outcome) if outcome.ready => {
