@@ -5,8 +5,8 @@
 #   tests/conformance/run.sh OUT_DIR
 #
 # Needs the ground's environment (KUBECONFIG, AWS_ENDPOINT_URL, GCE_* from STATE/*.env, as
-# tests/run exports them) and the controller binary ($CLOUDGATE_BIN, default
-# $CARGO_TARGET_DIR/debug/cloudgate, built by tests/run's cargo phases). For each provider it
+# tests/run exports them) and the controller binary ($CLOUDGATE_BIN, default debug/cloudgate in
+# cargo's target directory, built by tests/run's cargo phases). For each provider it
 # prepares the cloud network the controller needs, starts `cloudgate controller`, creates the
 # GatewayClass `cloudgate-<provider>`, runs the suite (profiles from that class's
 # status.supportedFeatures, data-plane tests skipped per skip.txt) and writes
@@ -28,7 +28,12 @@ OUT=${1:?usage: run.sh OUT_DIR}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 CACHE=${CLOUDGATE_CACHE:-$HOME/.cache/cloudgate}
-CLOUDGATE_BIN=${CLOUDGATE_BIN:-${CARGO_TARGET_DIR:-$CACHE/cargo-target}/debug/cloudgate}
+if [[ -z ${CLOUDGATE_BIN:-} ]]; then
+  # Wherever cargo put it (CARGO_TARGET_DIR, a cargo config, or ./target): ask cargo.
+  target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps --offline 2>/dev/null \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') || target=
+  CLOUDGATE_BIN=${target:-${CARGO_TARGET_DIR:-$CACHE/cargo-target}}/debug/cloudgate
+fi
 GATEWAY_API_VERSION=v1.5.1
 PROVIDERS=${CLOUDGATE_CONFORMANCE_PROVIDERS:-aws-alb}
 [[ $PROVIDERS == all ]] && PROVIDERS="aws-alb aws-lattice gcp"
@@ -161,8 +166,8 @@ EOF
     -cleanup-base-resources=false -allow-crds-mismatch=false "${SUITE_ARGS[@]}")
   log "$p: running the suite (report $OUT/report-$p.yaml)"
   suite_pass "$OUT/suite-$p.log" "${common[@]}" -report-output "$OUT/report-$p.yaml"
-  tally "$p" "$OUT/suite-$p.log"
-  if [[ -z ${CLOUDGATE_CONFORMANCE_ARGS:-} ]]; then
+  # No status halves after a broken main pass (e.g. its setup failed): they would break alike.
+  if tally "$p" "$OUT/suite-$p.log" && [[ -z ${CLOUDGATE_CONFORMANCE_ARGS:-} ]]; then
     log "$p: running the status halves of status-halves.txt (traffic subtests skipped)"
     suite_pass "$OUT/status-halves-$p.log" "${common[@]}" -status-halves "$HERE/status-halves.txt" \
       -test.skip '^TestConformance$/./(?i)request|connection'
@@ -196,7 +201,7 @@ tally() { # label log
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped, [0-9]+ xfailed in ' "$2" | tail -1)
   if [[ -z $line ]]; then
     log "$1: the suite printed no result (exit $PASS_RC); see $2 and $OUT/controller-${1%% *}.log"
-    TOTAL_F=$((TOTAL_F + 1)); return
+    TOTAL_F=$((TOTAL_F + 1)); return 1
   fi
   read -r np _ nf _ ns _ nx _ <<<"${line//,/}"
   TOTAL_P=$((TOTAL_P + np)) TOTAL_F=$((TOTAL_F + nf)) TOTAL_S=$((TOTAL_S + ns)) TOTAL_X=$((TOTAL_X + nx))
