@@ -124,15 +124,16 @@ pub fn build(args: &PlanArgs, world: &World, mut warnings: Vec<String>) -> anyho
         let (resources, render_error) = if t.gateway.accepted.status {
             match provider.render(&t.plan, &ctx) {
                 Ok(g) => (g, None),
-                Err(e) => (ResourceGraph::default(), Some(e.to_string())),
+                Err(e) => (ResourceGraph::default(), Some(e)),
             }
         } else {
             (ResourceGraph::default(), None)
         };
         let prov = match &render_error {
             None => Provisioning::Pending(format!("Would be provisioned by the {} provider", provider.name())),
-            Some(e) => Provisioning::Failed { reason: cloudgate_translate::conditions::reason::INVALID, message: e.clone() },
+            Some(e) => Provisioning::Failed { reason: e.programmed_reason(), message: e.to_string() },
         };
+        let render_error = render_error.map(|e| e.to_string());
         let status = status::gateway_status(&t.gateway, &prov, gw.status.as_ref(), &now);
         for v in &t.routes {
             let route = &world.routes[&v.route];

@@ -293,7 +293,7 @@ async fn provision(
         (None, _) => Provisioning::Pending("Gateway is not accepted".into()),
         (Some(Err(e)), _) => {
             ctx.event(gw, EventType::Warning, "RenderFailed", e.to_string()).await;
-            Provisioning::Failed { reason: reason::INVALID, message: e.to_string() }
+            Provisioning::Failed { reason: e.programmed_reason(), message: e.to_string() }
         }
         (Some(Ok(desired)), observed) => {
             let synced = match observed {

@@ -420,3 +420,39 @@ fn routes_to_other_gateways_are_not_ours_to_judge() {
     assert_eq!(r.len(), 1, "only the parentRef naming this Gateway gets a verdict");
     assert_eq!(r[0].parent_ref.name, "gw");
 }
+
+/// The conformance test GatewayStaticAddresses at the translation level: an address type no
+/// provider knows makes the Gateway Accepted=False UnsupportedAddress; valid addresses are
+/// accepted and planned, and when the provider cannot bind them (its render reports
+/// AddressNotUsable, e.g. two addresses for a one-address load balancer) the Gateway stays
+/// Accepted with Programmed=False AddressNotUsable and no status address, not Invalid.
+#[test]
+fn static_addresses_unknown_type_is_unsupported_and_unbindable_ones_are_not_usable() {
+    let caps = caps_with(&[feature::GATEWAY, feature::HTTP_ROUTE, feature::GATEWAY_STATIC_ADDRESSES]);
+    let with = |addresses: &str| {
+        let w = world(&gw("  - {name: http, protocol: HTTP, port: 8080}").replace("  listeners:", &format!("  addresses: {addresses}\n  listeners:")));
+        translate_gateway(&w, &ObjKey::new("ns", "gw"), &caps).expect("gateway exists")
+    };
+    let t = with("[{type: test/fake-invalid-type, value: x}, {type: IPAddress, value: 192.0.2.10}, {type: IPAddress, value: 34.117.0.14}]");
+    assert_eq!(c(&[t.gateway.accepted.clone()]), vec!["Accepted=False/UnsupportedAddress"]);
+
+    let t = with("[{type: IPAddress, value: 192.0.2.10}, {type: IPAddress, value: 34.117.0.14}]");
+    assert_eq!(c(&[t.gateway.accepted.clone()]), vec!["Accepted=True/Accepted"]);
+    assert_eq!(t.plan.addresses.len(), 2);
+    let now = Time("2026-01-01T00:00:00Z".parse().unwrap());
+    let failed = Provisioning::Failed {
+        reason: cloudgate_translate::conditions::reason::ADDRESS_NOT_USABLE,
+        message: "2 addresses requested; the load balancer has one".into(),
+    };
+    let st = gateway_status(&t.gateway, &failed, None, &now);
+    let conds: Vec<(String, String, String)> =
+        st.conditions.unwrap().into_iter().map(|c| (c.type_, c.status, c.reason)).collect();
+    assert_eq!(
+        conds,
+        vec![
+            ("Accepted".into(), "True".into(), "Accepted".into()),
+            ("Programmed".into(), "False".into(), "AddressNotUsable".into())
+        ]
+    );
+    assert_eq!(st.addresses, None);
+}

@@ -591,7 +591,7 @@ fn tls_route_becomes_a_passthrough_listener_forwarding_by_default() {
 #[test]
 fn tls_passthrough_without_an_exact_hostname_is_refused_loudly() {
     let err = render(&world(&format!("{TLS_GATEWAY}{}", tls_route("*.example.com"))), "apps", "gw").unwrap_err();
-    let RenderError::Unrenderable { provider, message } = err;
+    let RenderError::Unrenderable { provider, message } = err else { panic!("{err:?}") };
     assert_eq!(provider, "aws-lattice");
     assert!(message.contains("TLSRoute apps/db") && message.contains("custom domain"), "{message}");
 }
@@ -681,7 +681,7 @@ fn too_many_rules_for_one_listener_is_an_error_not_a_truncation() {
     let docs = format!(
         "{HTTP_GATEWAY}---{WEB_BACKENDS}---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: big, namespace: apps}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules:\n{rules}"
     );
-    let RenderError::Unrenderable { message, .. } = render(&world(&docs), "apps", "gw").unwrap_err();
+    let RenderError::Unrenderable { message, .. } = render(&world(&docs), "apps", "gw").unwrap_err() else { panic!() };
     assert!(message.contains("HTTPRoute apps/big") && message.contains("100"), "{message}");
 }
 
@@ -730,7 +730,7 @@ spec:
   rules: [{{matches: [{{path: {{type: PathPrefix, value: /cart}}}}], backendRefs: [{{name: web-v2, port: 80}}]}}]
 "#
     );
-    let RenderError::Unrenderable { message, .. } = render(&world(&docs), "apps", "gw").unwrap_err();
+    let RenderError::Unrenderable { message, .. } = render(&world(&docs), "apps", "gw").unwrap_err() else { panic!() };
     assert!(message.contains("HTTPRoute apps/a") && message.contains("HTTPRoute apps/b") && message.contains("shop.example.com"), "{message}");
 }
 

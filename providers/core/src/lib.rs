@@ -45,6 +45,21 @@ pub struct RenderContext {
 pub enum RenderError {
     #[error("the plan cannot be rendered for {provider}: {message}")]
     Unrenderable { provider: &'static str, message: String },
+    /// The Gateway's `spec.addresses` are valid but this provider cannot bind them all (e.g. a
+    /// load balancer with one address and two requested).
+    #[error("the requested addresses cannot be used by {provider}: {message}")]
+    AddressNotUsable { provider: &'static str, message: String },
+}
+
+impl RenderError {
+    /// The Gateway's `Programmed=False` reason for this error.
+    pub fn programmed_reason(&self) -> &'static str {
+        use cloudgate_translate::conditions::reason;
+        match self {
+            RenderError::Unrenderable { .. } => reason::INVALID,
+            RenderError::AddressNotUsable { .. } => reason::ADDRESS_NOT_USABLE,
+        }
+    }
 }
 
 /// What every provider implements. `render` is pure; the I/O half (observe/apply) is defined by

@@ -278,10 +278,10 @@ impl<'a> Renderer<'a> {
             [] => None,
             [one] => Some(one),
             more => {
-                return Err(unrenderable(format!(
-                    "{} addresses requested; a Google Cloud load balancer here has one",
-                    more.len()
-                )))
+                return Err(RenderError::AddressNotUsable {
+                    provider: PROVIDER,
+                    message: format!("{} addresses requested; a Google Cloud load balancer here has one", more.len()),
+                })
             }
         };
         let internal = self.flavour == Flavour::RegionalInternalManaged;

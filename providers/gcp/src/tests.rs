@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use cloudgate_provider::diff::{self, Change, ObservedResource};
 use cloudgate_provider::resource::{DesiredResource, ResourceGraph, ResourceKey};
-use cloudgate_provider::{tags, Provider, RenderContext};
+use cloudgate_provider::{tags, Provider, RenderContext, RenderError};
 use cloudgate_translate::capabilities::feature;
 use cloudgate_translate::manifest::{load_str, Loaded};
 use cloudgate_translate::model::ObjKey;
@@ -767,6 +767,19 @@ fn static_addresses_are_used_not_reserved() {
     check_graph(&g);
     assert_eq!(one(&g, KIND_ADDRESS).spec["address"], "10.10.0.5");
     assert_eq!(one(&g, KIND_FORWARDING_RULE).spec["IPAddress"], json!(one(&g, KIND_ADDRESS).key.name));
+}
+
+/// GatewayStaticAddresses (conformance): a load balancer here binds one address, so two are
+/// AddressNotUsable (Programmed=False with that reason), not an invalid plan.
+#[test]
+fn two_static_addresses_are_not_usable() {
+    let two = HTTP_GATEWAY
+        .replace("  listeners:", "  addresses: [{type: IPAddress, value: 192.0.2.10}, {type: IPAddress, value: 34.117.0.14}]\n  listeners:");
+    let p = GcpProvider::default();
+    let err = p.render(&plan(&p, &format!("{two}---{SERVICES}---{STORE_ROUTE}")), &ctx()).unwrap_err();
+    assert!(matches!(err, RenderError::AddressNotUsable { provider: "gcp", .. }), "{err:?}");
+    assert_eq!(err.programmed_reason(), "AddressNotUsable");
+    assert!(err.to_string().contains("2 addresses requested"), "{err}");
 }
 
 #[test]
