@@ -312,7 +312,11 @@ async fn provision(
                         };
                         ctx.event(gw, EventType::Normal, reason, note).await;
                     }
-                    Provisioning::Ready { addresses: outcome.addresses }
+                    if cloud.backend.provider.addresses_per_route() {
+                        Provisioning::ReadyPerRoute { addresses: outcome.addresses }
+                    } else {
+                        Provisioning::Ready { addresses: outcome.addresses }
+                    }
                 }
                 Ok(outcome) => {
                     requeue = PROVISIONING_POLL;

@@ -17,6 +17,10 @@ pub enum Provisioning {
     Pending(String),
     /// Everything in place; the addresses clients use.
     Ready { addresses: Vec<StatusAddress> },
+    /// Everything in place, on a cloud where each route gets its own address (VPC Lattice: a
+    /// service, with its DNS name, per route) rather than the Gateway: Programmed even while no
+    /// route is attached, so no address exists.
+    ReadyPerRoute { addresses: Vec<StatusAddress> },
     /// The cloud refused or failed; `reason` is a Programmed reason (Invalid, NoResources,
     /// AddressNotUsable ...).
     Failed { reason: &'static str, message: String },
@@ -40,6 +44,10 @@ pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<
                 Cond::no(kind::PROGRAMMED, reason::ADDRESS_NOT_ASSIGNED, "The load balancer has no address yet")
             }
             Provisioning::Ready { .. } => Cond::yes(kind::PROGRAMMED, reason::PROGRAMMED, "Load balancer is provisioned"),
+            Provisioning::ReadyPerRoute { addresses } if addresses.is_empty() => {
+                Cond::yes(kind::PROGRAMMED, reason::PROGRAMMED, "Provisioned; each attached route gets its own address, and none is attached yet")
+            }
+            Provisioning::ReadyPerRoute { .. } => Cond::yes(kind::PROGRAMMED, reason::PROGRAMMED, "Provisioned; the addresses are those of the attached routes"),
             Provisioning::Failed { reason, message } => Cond::no(kind::PROGRAMMED, reason, message.clone()),
         }
     };
@@ -54,7 +62,9 @@ pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<
             } else {
                 match prov {
                     Provisioning::Pending(m) => Cond::no(kind::PROGRAMMED, reason::PENDING, m.clone()),
-                    Provisioning::Ready { .. } => Cond::yes(kind::PROGRAMMED, reason::PROGRAMMED, "Listener is provisioned"),
+                    Provisioning::Ready { .. } | Provisioning::ReadyPerRoute { .. } => {
+                        Cond::yes(kind::PROGRAMMED, reason::PROGRAMMED, "Listener is provisioned")
+                    }
                     Provisioning::Failed { message, .. } => Cond::no(kind::PROGRAMMED, reason::PENDING, message.clone()),
                 }
             };
@@ -79,7 +89,7 @@ pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<
         })
         .collect();
     let addresses = match prov {
-        Provisioning::Ready { addresses } if v.accepted.status && !addresses.is_empty() => Some(
+        Provisioning::Ready { addresses } | Provisioning::ReadyPerRoute { addresses } if v.accepted.status && !addresses.is_empty() => Some(
             addresses
                 .iter()
                 .map(|a| GatewayStatusAddresses { r#type: Some(a.type_.clone()), value: a.value.clone() })

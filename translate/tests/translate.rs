@@ -134,6 +134,16 @@ fn basic_route_attaches_and_resolves_endpoints() {
     let l = &ready.listeners.unwrap()[0];
     assert_eq!(l.supported_kinds.as_ref().unwrap().iter().map(|k| k.kind.as_str()).collect::<Vec<_>>(), vec!["HTTPRoute", "GRPCRoute"]);
     assert!(l.conditions.iter().any(|c| c.type_ == "Programmed" && c.status == "True"));
+
+    // A load balancer without an address is not Programmed yet; on a cloud where addresses
+    // belong to routes (Lattice), a Gateway without routes is Programmed with none.
+    let bare = gateway_status(&t.gateway, &Provisioning::Ready { addresses: vec![] }, None, &now);
+    let c = &bare.conditions.as_ref().unwrap()[1];
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "AddressNotAssigned"));
+    let per_route = gateway_status(&t.gateway, &Provisioning::ReadyPerRoute { addresses: vec![] }, None, &now);
+    let c = &per_route.conditions.as_ref().unwrap()[1];
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Programmed"));
+    assert_eq!(per_route.addresses, None);
 }
 
 #[test]

@@ -74,4 +74,10 @@ pub trait CloudProvider: Provider {
     fn route_addresses(&self, _observed: &[ObservedResource]) -> Vec<(cloudgate_translate::model::RouteKey, String)> {
         Vec::new()
     }
+
+    /// Whether addresses belong to routes rather than the Gateway (then a Gateway without routes
+    /// is Programmed with no address, instead of waiting for one).
+    fn addresses_per_route(&self) -> bool {
+        false
+    }
 }

@@ -102,6 +102,10 @@ impl Provider for LatticeCloud {
 }
 
 impl CloudProvider for LatticeCloud {
+    fn addresses_per_route(&self) -> bool {
+        true
+    }
+
     /// Each route's Lattice service DNS name (a service's route tag says whose it is).
     fn route_addresses(&self, observed: &[ObservedResource]) -> Vec<(cloudgate_translate::model::RouteKey, String)> {
         observed
