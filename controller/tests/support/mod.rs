@@ -36,6 +36,51 @@ pub fn env(name: &str) -> String {
     }
 }
 
+/// A client for the ground's apiserver (KUBECONFIG).
+pub async fn kube_client() -> Client {
+    let kubeconfig = env("KUBECONFIG");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("KUBECONFIG={kubeconfig}: {e}"));
+    Client::try_from(config).expect("kube client")
+}
+
+/// A VPC `10.<octet>.0.0/16` with two subnets in two zones (an ALB needs both).
+pub async fn vpc_with_subnets(ec2: &aws_sdk_ec2::Client, octet: u8) -> (String, Vec<String>) {
+    let vpc = ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.expect("CreateVpc");
+    let vpc = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_string();
+    let mut subnets = Vec::new();
+    for (i, zone) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
+        let s = ec2.create_subnet().vpc_id(&vpc).cidr_block(format!("10.{octet}.{i}.0/24")).availability_zone(*zone).send().await.expect("CreateSubnet");
+        subnets.push(s.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_string());
+    }
+    (vpc, subnets)
+}
+
+/// A self-signed certificate and key for `cn` (PEM), made with the openssl CLI the k8s ground
+/// needs anyway.
+pub fn self_signed(cn: &str) -> (String, String) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("cert"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+        .arg(format!("/CN={cn}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl (needed to make a test certificate)");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let pems = (std::fs::read_to_string(&crt).unwrap(), std::fs::read_to_string(&key).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    pems
+}
+
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -92,6 +137,12 @@ pub fn free_port() -> u16 {
 impl Controller {
     /// Starts `cloudgate controller` with the options every test shares plus the provider's own.
     pub fn start(o: &Common<'_>, provider_args: &[&str]) -> Controller {
+        Controller::start_with_env(o, provider_args, &[])
+    }
+
+    /// As [`Controller::start`], with extra environment (e.g. cloud endpoints through the
+    /// fault proxy).
+    pub fn start_with_env(o: &Common<'_>, provider_args: &[&str], vars: &[(&str, &str)]) -> Controller {
         let port = free_port();
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{port}.log", o.lease));
         let file = std::fs::File::create(&log).expect("log file");
@@ -102,6 +153,7 @@ impl Controller {
             .args(provider_args)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--concurrency", "2"])
             .env("RUST_LOG", "info,cloudgate=debug")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
