@@ -13,7 +13,8 @@ request is counted by operation and either forwarded or answered with an injecte
   tell whether the call happened.
 
 Control and figures, on every port (never faulted, never counted):
-``GET/POST /_faults/config`` (rates, hold_seconds, seed), ``GET /_faults/stats``,
+``GET/POST /_faults/config`` (rates, hold_seconds, seed, and optionally ``operations``: only
+these get faults, ``budget``: at most this many), ``GET /_faults/stats``,
 ``POST /_faults/reset`` (zero the figures), ``GET /_faults/health``.
 """
 
@@ -44,17 +45,22 @@ class Config:
         self.rates = {k: 0.0 for k in KINDS}
         self.hold_seconds = 30.0
         self.seed: int | None = None
+        # Only these operations get faults (None: all), and at most `budget` of them (None: no
+        # limit): "exactly one lost answer on CreateListener".
+        self.operations: list[str] | None = None
+        self.budget: int | None = None
         self._rng = random.Random()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"rates": dict(self.rates), "hold_seconds": self.hold_seconds, "seed": self.seed}
+            return {"rates": dict(self.rates), "hold_seconds": self.hold_seconds, "seed": self.seed,
+                    "operations": self.operations, "budget": self.budget}
 
     def update(self, body: dict[str, Any]) -> dict[str, Any]:
         """Partial update; raises ValueError on anything malformed, changing nothing."""
         if not isinstance(body, dict):
             raise ValueError("config must be a JSON object")
-        unknown = set(body) - {"rates", "hold_seconds", "seed"}
+        unknown = set(body) - {"rates", "hold_seconds", "seed", "operations", "budget"}
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         rates = body.get("rates", {})
@@ -69,6 +75,12 @@ class Config:
         seed = body.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError("seed must be an integer")
+        ops = body.get("operations")
+        if ops is not None and (not isinstance(ops, list) or not all(isinstance(o, str) for o in ops)):
+            raise ValueError("operations must be a list of operation names, or null for all")
+        budget = body.get("budget")
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
+            raise ValueError("budget must be a non-negative integer, or null for no limit")
         with self._lock:
             merged = {**self.rates, **{k: float(v) for k, v in rates.items()}}
             if sum(merged.values()) > 1.0 + 1e-9:
@@ -79,14 +91,22 @@ class Config:
             if "seed" in body:
                 self.seed = seed
                 self._rng = random.Random(seed)
+            if "operations" in body:
+                self.operations = ops
+            if "budget" in body:
+                self.budget = budget
         return self.snapshot()
 
-    def draw(self) -> str | None:
-        """The fault for the next call, or None to forward it untouched."""
+    def draw(self, op: str) -> str | None:
+        """The fault for the next call of `op`, or None to forward it untouched."""
         with self._lock:
+            if self.operations is not None and op not in self.operations or self.budget == 0:
+                return None
             r = self._rng.random()
             for k in KINDS:
                 if r < self.rates[k]:
+                    if self.budget is not None:
+                        self.budget -= 1
                     return k
                 r -= self.rates[k]
             return None
@@ -221,7 +241,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(status, data, dict(headers))
         req = faults.Request(srv.flavour, self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
         op = faults.operation(req)
-        fault = srv.config.draw()
+        fault = srv.config.draw(op)
         srv.stats.record(srv.label, op, fault)
         if fault in ("throttle", "error5xx"):
             status, headers, data = faults.error_response(req, fault)

@@ -20,7 +20,7 @@ from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 from faultproxy.faults import GCE, Request, operation
 
 def client(service: str, url: str, read_timeout: float = 3):
-    config = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout, connect_timeout=3)
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout, connect_timeout=3)
     return boto3.client(service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing", config=config)
 
@@ -102,7 +102,7 @@ def test_timeout_holds_the_answer_after_the_call_took_effect(proxy, upstream):
         client("vpc-lattice", proxy.aws, read_timeout=1).list_services()
     assert time.monotonic() - started < 4
     # The call reached the backend although the client never got the answer.
-    assert upstream.seen and all(seen[1] == "/services" for seen in upstream.seen)
+    assert [seen[1] for seen in upstream.seen] == ["/services"]
 
 
 def test_drop_resets_the_connection(proxy, upstream):
@@ -133,9 +133,26 @@ def test_rates_are_drawn_at_the_configured_frequency(proxy, upstream):
     assert codes.count(200) == 400 - throttled == len(upstream.seen)
 
 
+def test_faults_can_target_one_operation_a_set_number_of_times(proxy, upstream):
+    status, cfg = proxy.control("/_faults/config", {"rates": {"error5xx": 1.0}, "operations": ["vpc-lattice:GET /services"], "budget": 2})
+    assert status == 200 and cfg["budget"] == 2
+    lattice, elbv2 = client("vpc-lattice", proxy.aws), client("elbv2", proxy.aws)
+    with pytest.raises(Exception):
+        elbv2.describe_load_balancers()  # not targeted: forwarded (the recorder's answer is not XML)
+    for _ in range(2):
+        with pytest.raises(ClientError):
+            lattice.list_services()
+    lattice.list_services()  # budget spent: forwarded
+    _, stats = proxy.control("/_faults/stats")
+    assert stats["faults_by_operation"] == {"vpc-lattice:GET /services": {"error5xx": 2}}
+    assert len(upstream.seen) == 2
+    _, cfg = proxy.control("/_faults/config")
+    assert cfg["budget"] == 0
+
+
 def test_control_api_rejects_bad_config(proxy):
     for bad in ({"rates": {"throttle": 1.5}}, {"rates": {"nope": 0.1}}, {"rates": {"throttle": 0.6, "error5xx": 0.6}},
-                {"hold_seconds": -1}, {"seed": "x"}, {"other": 1}, [1, 2]):
+                {"hold_seconds": -1}, {"seed": "x"}, {"other": 1}, [1, 2], {"operations": "x"}, {"budget": -1}):
         status, out = proxy.control("/_faults/config", bad)
         assert status == 400 and out["error"], bad
     status, cfg = proxy.control("/_faults/config")
