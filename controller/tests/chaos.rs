@@ -12,7 +12,14 @@
 //! - foreign touched: resources created up front without our tags (and one carrying another
 //!   cluster's tags) whose fingerprint changed;
 //! - stale status: a live Gateway or an attached route whose conditions are not at the current
-//!   generation.
+//!   generation;
+//! - not quiet: a mutating cloud call within a whole resync window after the audit is clean.
+//!
+//! Lattice associates a VPC with one service network, so the test keeps at most one Lattice
+//! Gateway at a time. GCP endpoints name their node (the NEG instance) and zone in the
+//! EndpointSlices the test writes. The GCE fake must finish operations unpolled
+//! (GCE_FAKE_OP_AUTOCOMPLETE_SECONDS, set by tests/run), as Compute does: a controller killed
+//! between an insert and its poll would otherwise leave the resource "not ready" for ever.
 //!
 //! Figures (ops, kills, faults by kind, calls by operation, the counts above, time to quiesce,
 //! mutating calls in a quiet resync window afterwards) are printed.
@@ -25,8 +32,9 @@
 //! ```
 //!
 //! CHAOS_OPS (default 150), CHAOS_KILLS per controller (default 5), CHAOS_SEED (default: from
-//! the clock, printed), CHAOS_PROVIDERS (default `aws-alb,aws-lattice`). Needs KUBECONFIG,
-//! AWS_ENDPOINT_URL and FAULTS_* from the ground (tests/run sets them).
+//! the clock, printed), CHAOS_PROVIDERS (default `aws-alb,aws-lattice,gcp`). Needs KUBECONFIG,
+//! AWS_ENDPOINT_URL, GCE_* and FAULTS_* from the ground (tests/run sets them). CHAOS_RATES
+//! (throttle,5xx,timeout,drop) overrides the fault mix; CHAOS_QUIESCE_SECS the quiesce limit.
 #![forbid(unsafe_code)]
 #![allow(clippy::await_holding_lock)]
 
@@ -60,6 +68,11 @@ struct Ground {
     lattice: aws_sdk_vpclattice::Client,
     faults: String,
     faults_aws: String,
+    /// The GCE fake, direct and through the proxy (empty when gcp is not under test).
+    gce: String,
+    faults_gce: String,
+    project: String,
+    region: String,
 }
 
 async fn ground() -> Ground {
@@ -75,6 +88,10 @@ async fn ground() -> Ground {
         lattice: aws_sdk_vpclattice::Client::new(&sdk),
         faults: env("FAULTS_CONTROL_URL"),
         faults_aws: env("FAULTS_AWS_ENDPOINT_URL"),
+        gce: std::env::var("GCE_ENDPOINT").unwrap_or_default(),
+        faults_gce: std::env::var("FAULTS_GCE_ENDPOINT").unwrap_or_default(),
+        project: std::env::var("GCE_PROJECT").unwrap_or_default(),
+        region: std::env::var("GCE_REGION").unwrap_or_default(),
     }
 }
 
@@ -120,6 +137,7 @@ fn set_faults(g: &Ground, on: bool, seed: u64) {
 enum Prov {
     Alb,
     Lattice,
+    Gcp,
 }
 
 impl Prov {
@@ -127,18 +145,20 @@ impl Prov {
         match self {
             Prov::Alb => "aws-alb",
             Prov::Lattice => "aws-lattice",
+            Prov::Gcp => "gcp",
         }
     }
     fn short(self) -> &'static str {
         match self {
             Prov::Alb => "alb",
             Prov::Lattice => "lattice",
+            Prov::Gcp => "gcp",
         }
     }
     /// Lattice associates one VPC with one service network, so one Gateway at a time there.
     fn max_gateways(self) -> usize {
         match self {
-            Prov::Alb => 4,
+            Prov::Alb | Prov::Gcp => 3,
             Prov::Lattice => 1,
         }
     }
@@ -161,7 +181,7 @@ impl Slot {
         self.ctl = Some(Controller::start_with_env(
             &Common { cluster_id: &self.cluster, controller_name: &self.controller_name, lease: &self.lease, resync: RESYNC },
             &args,
-            &[("AWS_ENDPOINT_URL", &g.faults_aws), ("CLOUDGATE_CLOUD_ATTEMPT_TIMEOUT", ATTEMPT_TIMEOUT)],
+            &[("AWS_ENDPOINT_URL", &g.faults_aws), ("GCE_ENDPOINT", &g.faults_gce), ("CLOUDGATE_CLOUD_ATTEMPT_TIMEOUT", ATTEMPT_TIMEOUT)],
         ));
     }
 
@@ -268,8 +288,15 @@ fn service_obj(name: &str) -> Value {
         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
 }
 
-fn slice_obj(svc: &str, ips: &[String]) -> Value {
-    let eps: Vec<Value> = ips.iter().map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}})).collect();
+/// Endpoints carry a node and a zone (GCE NEGs need both: the node is the VM instance).
+fn slice_obj(svc: &str, ips: &[String], region: &str) -> Value {
+    let eps: Vec<Value> = ips
+        .iter()
+        .map(|ip| {
+            let z = if ip.ends_with(['0', '2', '4', '6', '8']) { "a" } else { "b" };
+            json!({"addresses": [ip], "conditions": {"ready": true}, "nodeName": format!("chaos-gce-{z}"), "zone": format!("{region}-{z}")})
+        })
+        .collect();
     json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": format!("{svc}-chaos"), "labels": {"kubernetes.io/service-name": svc}},
         "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}], "endpoints": eps})
@@ -287,6 +314,7 @@ struct Ops<'a> {
     slots: &'a [(Prov, String)],
     certs: Vec<(String, String)>,
     octet: u8,
+    region: String,
     rng: fastrand::Rng,
     m: Model,
     done: BTreeMap<&'static str, u32>,
@@ -347,7 +375,7 @@ impl Ops<'_> {
             return None;
         }
         let name = self.m.name("gw");
-        let gw = Gw { prov: p, https: p == Prov::Alb && self.rng.bool(), port: 80 };
+        let gw = Gw { prov: p, https: p != Prov::Lattice && self.rng.bool(), port: 80 };
         self.k.apply(gateway_obj(&name, self.class_of(p), &gw)).await;
         self.m.gateways.insert(name, gw);
         Some("create Gateway")
@@ -364,7 +392,7 @@ impl Ops<'_> {
     async fn update_gateway(&mut self) -> Option<&'static str> {
         let Some(name) = pick(&mut self.rng, self.m.gateways.keys()).cloned() else { return None };
         let mut gw = self.m.gateways[&name].clone();
-        if gw.prov == Prov::Alb && self.rng.bool() {
+        if gw.prov != Prov::Lattice && self.rng.bool() {
             gw.https = !gw.https;
         } else {
             gw.port = if gw.port == 80 { 8080 } else { 80 };
@@ -426,7 +454,7 @@ impl Ops<'_> {
         self.k.apply(service_obj(&name)).await;
         self.m.services.insert(name.clone());
         let ips: Vec<String> = (0..self.rng.usize(1..=3)).map(|_| self.ip()).collect();
-        self.k.apply(slice_obj(&name, &ips)).await;
+        self.k.apply(slice_obj(&name, &ips, &self.region)).await;
         self.m.slices.insert(name, ips);
         "create Service"
     }
@@ -450,7 +478,7 @@ impl Ops<'_> {
                 ips.push(ip);
             }
         }
-        self.k.apply(slice_obj(&svc, &ips)).await;
+        self.k.apply(slice_obj(&svc, &ips, &self.region)).await;
         self.m.slices.insert(svc, ips);
         Some("update EndpointSlice")
     }
@@ -580,11 +608,49 @@ async fn aws_lattice_resources(g: &Ground) -> Result<Vec<CloudRes>, String> {
     Ok(out)
 }
 
-async fn cloud_resources(g: &Ground, p: Prov) -> Result<Vec<CloudRes>, String> {
+const GCE_GLOBAL: &[&str] =
+    &["addresses", "urlMaps", "backendServices", "healthChecks", "targetHttpProxies", "targetHttpsProxies", "forwardingRules", "sslCertificates", "firewalls"];
+
+/// Every Compute resource of the global scope and every NEG (any owner). Tags as the GCP
+/// provider reads them back: ownership from labels or the description JSON, plus the labels.
+fn gcp_resources(g: &Ground, cluster: &str) -> Result<Vec<CloudRes>, String> {
+    let p = &g.project;
+    let mut lists: Vec<(&'static str, String)> = GCE_GLOBAL.iter().map(|k| (*k, format!("/compute/v1/projects/{p}/global/{k}"))).collect();
+    lists.push(("networkEndpointGroups", format!("/compute/v1/projects/{p}/aggregated/networkEndpointGroups")));
+    let mut out = Vec::new();
+    for (kind, path) in lists {
+        let v = gce_request(&g.gce, "GET", &path, None)?;
+        let all: Vec<Value> = match &v["items"] {
+            Value::Array(a) => a.clone(),
+            Value::Object(m) => m.values().flat_map(|s| s["networkEndpointGroups"].as_array().cloned().unwrap_or_default()).collect(),
+            _ => Vec::new(),
+        };
+        for r in all {
+            let labels: BTreeMap<String, String> =
+                r["labels"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default();
+            let tags = cloudgate_gcp::labels::observed_tags(&labels, r["description"].as_str(), cluster);
+            out.push(CloudRes { kind, id: r["selfLink"].as_str().unwrap_or_default().to_string(), tags });
+        }
+    }
+    Ok(out)
+}
+
+async fn cloud_resources(g: &Ground, p: Prov, cluster: &str) -> Result<Vec<CloudRes>, String> {
     match p {
         Prov::Alb => aws_alb_resources(g).await,
         Prov::Lattice => aws_lattice_resources(g).await,
+        Prov::Gcp => gcp_resources(g, cluster),
     }
+}
+
+/// The Gateway (`ns/name`) a resource belongs to: its ownership tag, or for GCE resources that
+/// only carry labels, the live Gateway whose label value matches.
+fn gateway_of(r: &CloudRes, ns: &str, live: &[&String]) -> Option<String> {
+    if let Some(g) = r.tags.get(tags::GATEWAY) {
+        return Some(g.clone());
+    }
+    let label = r.tags.get(&cloudgate_gcp::labels::label_key(tags::GATEWAY))?;
+    live.iter().map(|n| format!("{ns}/{n}")).find(|k| &cloudgate_gcp::labels::label_value(k) == label)
 }
 
 // --- the audit -------------------------------------------------------------------------------------
@@ -609,17 +675,19 @@ fn main_kind(p: Prov) -> &'static str {
     match p {
         Prov::Alb => "alb",
         Prov::Lattice => "service-network",
+        Prov::Gcp => "urlMaps",
     }
 }
 
 async fn audit_cloud(g: &Ground, ns: &str, m: &Model, slots: &[(Prov, String)], out: &mut Audit) -> Result<(), String> {
     for (p, cluster) in slots {
-        let res = cloud_resources(g, *p).await?;
+        let res = cloud_resources(g, *p, cluster).await?;
+        let live: Vec<&String> = m.gateways.iter().filter(|(_, x)| x.prov == *p).map(|(n, _)| n).collect();
         let ours: Vec<&CloudRes> = res.iter().filter(|r| tags::owned_by(&r.tags, cluster)).collect();
         out.owned += ours.len();
         let mut by_identity: BTreeMap<(&str, Vec<(&String, &String)>), Vec<&str>> = BTreeMap::new();
         for r in &ours {
-            let gw = r.tags.get(tags::GATEWAY).cloned().unwrap_or_default();
+            let gw = gateway_of(r, ns, &live).unwrap_or_default();
             let live_gw = gw.split_once('/').is_some_and(|(n, name)| n == ns && m.gateways.get(name).is_some_and(|x| x.prov == *p));
             let route_ok = match r.tags.get(tags::ROUTE) {
                 None => true,
@@ -632,7 +700,7 @@ async fn audit_cloud(g: &Ground, ns: &str, m: &Model, slots: &[(Prov, String)], 
             if !live_gw || !route_ok {
                 out.leaked.push(format!("{} {} {:?}", r.kind, r.id, r.tags));
             }
-            let identity: Vec<(&String, &String)> = r.tags.iter().filter(|(k, _)| k.starts_with("cloudgate.io/")).collect();
+            let identity: Vec<(&String, &String)> = r.tags.iter().filter(|(k, _)| k.starts_with("cloudgate.io/") || k.starts_with("cloudgate-")).collect();
             by_identity.entry((r.kind, identity)).or_default().push(&r.id);
         }
         for ((kind, identity), ids) in by_identity {
@@ -642,7 +710,7 @@ async fn audit_cloud(g: &Ground, ns: &str, m: &Model, slots: &[(Prov, String)], 
         }
         for (name, gw) in m.gateways.iter().filter(|(_, x)| x.prov == *p) {
             let key = format!("{ns}/{name}");
-            if !ours.iter().any(|r| r.kind == main_kind(*p) && r.tags.get(tags::GATEWAY) == Some(&key)) {
+            if !ours.iter().any(|r| r.kind == main_kind(*p) && gateway_of(r, ns, &live).as_ref() == Some(&key)) {
                 out.missing.push(format!("{} for Gateway {key} ({gw:?})", main_kind(*p)));
             }
         }
@@ -728,11 +796,13 @@ struct Foreign {
     tg_arns: Vec<String>,
     sg_ids: Vec<String>,
     lattice: Vec<String>,
+    /// selfLinks of Compute resources.
+    gce: Vec<String>,
 }
 
 async fn make_foreign(g: &Ground, vpc: &str, subnets: &[String], lattice_vpc: &str, id: &str) -> Foreign {
     use aws_sdk_elasticloadbalancingv2::types as el;
-    let mut f = Foreign { alb_arns: vec![], tg_arns: vec![], sg_ids: vec![], lattice: vec![] };
+    let mut f = Foreign { alb_arns: vec![], tg_arns: vec![], sg_ids: vec![], lattice: vec![], gce: vec![] };
     let variants: [(&str, Vec<(&str, &str)>); 3] = [
         ("untagged", vec![]),
         ("team", vec![("team", "someone-else")]),
@@ -842,6 +912,29 @@ async fn make_foreign(g: &Ground, vpc: &str, subnets: &[String], lattice_vpc: &s
     f
 }
 
+/// Compute resources that are not ours: a health check and an address with no cloudgate marks,
+/// and a `cg-`-named health check whose description claims another cluster.
+fn make_foreign_gce(g: &Ground, f: &mut Foreign, id: &str) {
+    let p = &g.project;
+    let hc = |name: String, description: Option<Value>| {
+        let mut body = json!({"name": name, "type": "HTTP", "httpHealthCheck": {"port": 8080, "requestPath": "/healthz"}});
+        if let Some(d) = description {
+            body["description"] = Value::from(d.to_string());
+        }
+        body
+    };
+    let other = json!({"cloudgate": {"cluster": "another-cluster", "gateway": "default/gw1", "resource": "health-check"}});
+    for (collection, body) in [
+        ("healthChecks", hc(format!("foreign-hc-{id}"), None)),
+        ("healthChecks", hc(format!("cg-foreign-hc-{id}"), Some(other))),
+        ("addresses", json!({"name": format!("foreign-addr-{id}"), "labels": {"team": "someone-else"}})),
+    ] {
+        let name = body["name"].as_str().unwrap().to_string();
+        gce_request(&g.gce, "POST", &format!("/compute/v1/projects/{p}/global/{collection}"), Some(&body)).unwrap_or_else(|e| panic!("foreign {collection}: {e}"));
+        f.gce.push(format!("/compute/v1/projects/{p}/global/{collection}/{name}"));
+    }
+}
+
 /// Debug text without the per-answer request id.
 fn scrub(s: String) -> String {
     const MARK: &str = "_request_id: Some(\"";
@@ -883,6 +976,9 @@ async fn fingerprint_raw(g: &Ground, f: &Foreign) -> Vec<String> {
     out.push(format!("{:?}", elb_tags(g, &all).await.expect("foreign tags")));
     let sgs = g.ec2.describe_security_groups().set_group_ids(Some(f.sg_ids.clone())).send().await.expect("foreign SGs");
     out.extend(sgs.security_groups().iter().map(|s| format!("{s:?}")));
+    for link in &f.gce {
+        out.push(gce_request(&g.gce, "GET", link, None).map_or_else(|e| format!("{link}: {e}"), |v| v.to_string()));
+    }
     let c = &g.lattice;
     for ids in f.lattice.chunks(3) {
         let (sn, svc, tg) = (&ids[0], &ids[1], &ids[2]);
@@ -917,8 +1013,9 @@ fn mutating(stats: &Value) -> BTreeMap<String, u64> {
     for calls in stats["calls"].as_object().into_iter().flat_map(|m| m.values()) {
         for (op, n) in calls.as_object().into_iter().flatten() {
             let action = op.split_once(':').map_or(op.as_str(), |(_, a)| a);
-            // Lattice's ListTargets is a POST.
-            let read = ["Describe", "List", "Get", "GET "].iter().any(|p| action.starts_with(p)) || action.ends_with("/listtargets");
+            // Lattice's ListTargets and Compute's listNetworkEndpoints are POSTs.
+            let last = action.rsplit('/').next().unwrap_or_default();
+            let read = ["Describe", "List", "Get", "GET "].iter().any(|p| action.starts_with(p)) || last.to_ascii_lowercase().starts_with("list");
             if !read {
                 out.insert(op.clone(), n.as_u64().unwrap_or(0));
             }
@@ -935,12 +1032,13 @@ async fn chaos_leaves_no_leak_no_duplicate_and_touches_nothing_foreign() {
     let kills_each = env_num("CHAOS_KILLS", 5) as u32;
     let seed = env_num("CHAOS_SEED", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 100_000);
     let provs: Vec<Prov> = std::env::var("CHAOS_PROVIDERS")
-        .unwrap_or_else(|_| "aws-alb,aws-lattice".into())
+        .unwrap_or_else(|_| "aws-alb,aws-lattice,gcp".into())
         .split(',')
         .map(|p| match p.trim() {
             "aws-alb" => Prov::Alb,
             "aws-lattice" => Prov::Lattice,
-            other => panic!("CHAOS_PROVIDERS: {other} is not supported here (aws-alb, aws-lattice)"),
+            "gcp" => Prov::Gcp,
+            other => panic!("CHAOS_PROVIDERS: {other} is not supported here (aws-alb, aws-lattice, gcp)"),
         })
         .collect();
     step(&format!("chaos: seed {seed}, {ops_total} ops, {kills_each} kills per controller, providers {provs:?}, fault rates {:?}", rates()));
@@ -952,7 +1050,10 @@ async fn chaos_leaves_no_leak_no_duplicate_and_touches_nothing_foreign() {
 
     // Foreign resources first, fingerprinted before any controller runs.
     set_faults(&g, false, seed);
-    let foreign = make_foreign(&g, &vpc, &subnets, &lattice_vpc, &cloudgate_provider::names::stable_hash(&[&id])[..8]).await;
+    let mut foreign = make_foreign(&g, &vpc, &subnets, &lattice_vpc, &cloudgate_provider::names::stable_hash(&[&id])[..8]).await;
+    if provs.contains(&Prov::Gcp) {
+        make_foreign_gce(&g, &mut foreign, &cloudgate_provider::names::stable_hash(&[&id])[..8]);
+    }
     let before = fingerprint(&g, &foreign).await;
 
     let ns = namespace(&g.kube, "chaos").await;
@@ -964,6 +1065,7 @@ async fn chaos_leaves_no_leak_no_duplicate_and_touches_nothing_foreign() {
             match p {
                 Prov::Alb => args.extend(["--vpc-id".into(), vpc.clone(), "--subnets".into(), subnets.join(",")]),
                 Prov::Lattice => args.extend(["--vpc-id".into(), lattice_vpc.clone()]),
+                Prov::Gcp => args.extend(["--gcp-project".into(), env("GCE_PROJECT"), "--region".into(), env("GCE_REGION")]),
             }
             Slot {
                 prov: *p,
@@ -1025,7 +1127,8 @@ async fn chaos_leaves_no_leak_no_duplicate_and_touches_nothing_foreign() {
     };
 
     let certs: Vec<(String, String)> = (0..3).map(|i| self_signed(&format!("c{i}.chaos.test"))).collect();
-    let mut ops = Ops { k: &k, slots: &class_of, certs, octet, rng, m: Model::default(), done: BTreeMap::new() };
+    let region = if g.region.is_empty() { "us-central1".to_string() } else { g.region.clone() };
+    let mut ops = Ops { k: &k, slots: &class_of, certs, octet, region, rng, m: Model::default(), done: BTreeMap::new() };
     let mut n = 0u64;
     // At least CHAOS_OPS operations, and keep going until every kill happened.
     while n < ops_total || !stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -124,6 +124,34 @@ pub fn http(method: &str, base: &str, path: &str) -> Result<(u16, String), Strin
     Ok((code, body))
 }
 
+/// A Compute API call on the GCE fake (plain HTTP/1.1, optional JSON body); `path` is absolute
+/// or a full URL on `base` (selfLinks). Any status but 200 is an error.
+pub fn gce_request(base: &str, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let hostport = base.trim_start_matches("http://").trim_end_matches('/');
+    let path = path.strip_prefix(base.trim_end_matches('/')).unwrap_or(path);
+    let mut s = std::net::TcpStream::connect(hostport).map_err(|e| format!("{hostport}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let body = match body {
+        Some(b) => b.to_string(),
+        None if method == "POST" => "{}".to_string(),
+        None => String::new(),
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let code: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    if code != 200 {
+        return Err(format!("{method} {path}: {code}: {body:.300}"));
+    }
+    serde_json::from_str(body).map_err(|e| format!("{path}: {e}"))
+}
+
 pub struct Controller {
     pub child: Child,
     pub base: String,
