@@ -1177,35 +1177,36 @@ async fn chaos_leaves_no_leak_no_duplicate_and_touches_nothing_foreign() {
 
     // --- figures -------------------------------------------------------------------------------
     let slots_now = slots.lock().unwrap();
-    println!("\n=== chaos figures (seed {seed}) ===");
-    println!("providers          {}", provs.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "));
-    println!("operations         {n} in {chaos_secs:.0}s");
+    let mut out = String::new();
+    figure!(out, "\n=== chaos figures (seed {seed}) ===");
+    figure!(out, "providers          {}", provs.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "));
+    figure!(out, "operations         {n} in {chaos_secs:.0}s");
     for (what, c) in &ops.done {
-        println!("  {what:<22} {c}");
+        figure!(out, "  {what:<22} {c}");
     }
-    println!("controller kills   {}", slots_now.iter().map(|s| format!("{} {}", s.prov.name(), s.kills)).collect::<Vec<_>>().join(", "));
-    println!("cloud calls        {} through the proxy during chaos", stats["total"]);
-    println!("fault rates        throttle {:.2}, 5xx {:.2}, timeout {:.2}, drop {:.2}", rates().0, rates().1, rates().2, rates().3);
-    println!("faults injected    {}", stats["faults"]);
-    println!("calls by operation");
+    figure!(out, "controller kills   {}", slots_now.iter().map(|s| format!("{} {}", s.prov.name(), s.kills)).collect::<Vec<_>>().join(", "));
+    figure!(out, "cloud calls        {} through the proxy during chaos", stats["total"]);
+    figure!(out, "fault rates        throttle {:.2}, 5xx {:.2}, timeout {:.2}, drop {:.2}", rates().0, rates().1, rates().2, rates().3);
+    figure!(out, "faults injected    {}", stats["faults"]);
+    figure!(out, "calls by operation");
     for (_, calls) in stats["calls"].as_object().into_iter().flatten() {
         for (op, c) in calls.as_object().into_iter().flatten() {
             let f = &stats["faults_by_operation"][op];
-            println!("  {op:<70} {c:>5}  {}", if f.is_null() { String::new() } else { f.to_string() });
+            figure!(out, "  {op:<70} {c:>5}  {}", if f.is_null() { String::new() } else { f.to_string() });
         }
     }
-    println!("owned resources    {} at the end", audit.owned);
-    println!("leaked             {}", audit.leaked.len());
-    println!("duplicated         {}", audit.duplicated.len());
-    println!("foreign touched    {}", touched.len());
-    println!("stale status       {}", audit.stale_status.len());
-    println!("not converged      {}", audit.missing.len());
-    println!("time to quiesce    {converged_secs:.1}s after faults off (then {windows} x {}s windows; the last without a mutating call: {quiet:?})", quiet_window.as_secs());
+    figure!(out, "owned resources    {} at the end", audit.owned);
+    figure!(out, "leaked             {}", audit.leaked.len());
+    figure!(out, "duplicated         {}", audit.duplicated.len());
+    figure!(out, "foreign touched    {}", touched.len());
+    figure!(out, "stale status       {}", audit.stale_status.len());
+    figure!(out, "not converged      {}", audit.missing.len());
+    figure!(out, "time to quiesce    {converged_secs:.1}s after faults off (then {windows} x {}s windows; the last without a mutating call: {quiet:?})", quiet_window.as_secs());
     for l in audit.leaked.iter().chain(&audit.duplicated).chain(&audit.stale_status).chain(&audit.missing) {
-        println!("  ! {l}");
+        figure!(out, "  ! {l}");
     }
     for (a, b) in &touched {
-        println!("  ! foreign changed:\n    before {a}\n    after  {b}");
+        figure!(out, "  ! foreign changed:\n    before {a}\n    after  {b}");
     }
     drop(slots_now);
 
@@ -1213,10 +1214,11 @@ async fn chaos_leaves_no_leak_no_duplicate_and_touches_nothing_foreign() {
     if failed {
         for s in slots.lock().unwrap().iter() {
             if let Some(c) = &s.ctl {
-                eprintln!("--- {} controller log {} (tail) ---\n{}", s.prov.name(), c.log.display(), c.log_tail());
+                figure!(out, "--- {} controller log {} (tail) ---\n{}", s.prov.name(), c.log.display(), c.log_tail());
             }
         }
     }
+    print_figures(&out);
     assert!(audit.leaked.is_empty(), "leaked cloud resources: {:#?}", audit.leaked);
     assert!(audit.duplicated.is_empty(), "duplicated cloud resources: {:#?}", audit.duplicated);
     assert!(touched.is_empty(), "foreign resources touched: {touched:#?}");

@@ -188,10 +188,12 @@ async fn two_controllers_share_a_route_without_overwriting_or_ping_pong() {
     stop.store(true, Ordering::SeqCst);
     other.await.unwrap();
     watcher.abort();
-    println!("\n=== two controllers, one route ===");
-    println!("quiet window           {:.0}s, cloudgate reconciles {resyncs}, route writes {quiet_writes}", window.as_secs_f64());
-    println!("after one spec change  {change_writes} writes (spec + both entries), settled in {:.1}s", settle.as_secs_f64());
-    println!("other controller wrote {} times in all", other_writes.load(Ordering::SeqCst));
+    let mut out = String::new();
+    figure!(out, "\n=== two controllers, one route ===");
+    figure!(out, "quiet window           {:.0}s, cloudgate reconciles {resyncs}, route writes {quiet_writes}", window.as_secs_f64());
+    figure!(out, "after one spec change  {change_writes} writes (spec + both entries), settled in {:.1}s", settle.as_secs_f64());
+    figure!(out, "other controller wrote {} times in all", other_writes.load(Ordering::SeqCst));
+    print_figures(&out);
     let dropped = dropped.lock().unwrap().clone();
     assert!(dropped.is_empty(), "an entry was dropped: {dropped:#?}");
     assert!(resyncs >= 2.0, "cloudgate did not reconcile during the window ({resyncs}): the window proves nothing");

@@ -88,6 +88,22 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:x}{:x}{:x}", std::process::id() & 0xfff, N.fetch_add(1, Ordering::Relaxed), nanos & 0xffff)
 }
 
+/// Appends a line to a figures report (a String): `figure!(out, "ops {n}")`.
+#[macro_export]
+macro_rules! figure {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes a test's figures straight to the process's stderr: libtest captures only the print
+/// macros, so the figures show in `cargo test` output (tests/run) even when the test passes.
+pub fn print_figures(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 /// Progress on stderr (shown with --nocapture, and on failure), with the time since start.
 pub fn step(what: &str) {
     use std::sync::OnceLock;
