@@ -75,10 +75,6 @@ pub struct ControllerArgs {
     /// How often the leader renews its Lease.
     #[arg(long, env = "CLOUDGATE_LEASE_RENEW_PERIOD", default_value = "5s", value_parser = parse_duration, hide = true)]
     pub lease_renew_period: Duration,
-    /// Timeout of one AWS API attempt (the SDK retries after it). Chaos tests shorten it so
-    /// that a held answer costs seconds, not the default 20.
-    #[arg(long, env = "CLOUDGATE_CLOUD_ATTEMPT_TIMEOUT", default_value = "20s", value_parser = parse_duration, hide = true)]
-    pub cloud_attempt_timeout: Duration,
     /// Log lines as plain text or as JSON objects (one per line, with the reconcile span's
     /// fields). Verbosity: RUST_LOG (e.g. `info,cloudgate=debug`).
     #[arg(long, env = "CLOUDGATE_LOG_FORMAT", value_enum, default_value = "text")]

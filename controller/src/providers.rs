@@ -35,7 +35,7 @@ pub async fn cloud_by_name(
     let region = args.region.as_deref().filter(|r| !r.is_empty());
     match args.provider.as_str() {
         "aws-alb" => {
-            let opts = cloudgate_aws_alb::CloudOptions { attempt_timeout: args.cloud_attempt_timeout, ..Default::default() };
+            let opts = cloudgate_aws_alb::CloudOptions::default();
             let mut sdk = cloudgate_aws_alb::cloud::load_sdk_config(&opts).await;
             if let Some(r) = region {
                 sdk = sdk.into_builder().region(aws_config::Region::new(r.to_string())).build();
@@ -57,7 +57,7 @@ pub async fn cloud_by_name(
             })
         }
         "aws-lattice" => {
-            let opts = cloudgate_aws_lattice::CloudOptions { attempt_timeout: args.cloud_attempt_timeout, ..Default::default() };
+            let opts = cloudgate_aws_lattice::CloudOptions::default();
             let mut sdk = cloudgate_aws_lattice::cloud::load_sdk_config(&opts).await;
             if let Some(r) = region {
                 sdk = sdk.into_builder().region(aws_config::Region::new(r.to_string())).build();
