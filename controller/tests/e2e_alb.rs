@@ -26,8 +26,6 @@ mod support;
 use support::*;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gateway_api::experimental::gateways::Gateway;
@@ -46,13 +44,8 @@ struct Ground {
 }
 
 async fn ground() -> Ground {
-    let kubeconfig = env("KUBECONFIG");
+    let kube = kube_client().await;
     let aws_endpoint = env("AWS_ENDPOINT_URL");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("KUBECONFIG={kubeconfig}: {e}"));
-    let kube = Client::try_from(config).expect("kube client");
     let sdk = cloudgate_aws_alb::cloud::load_sdk_config(&cloudgate_aws_alb::CloudOptions::default()).await;
     Ground {
         kube,
@@ -63,25 +56,8 @@ async fn ground() -> Ground {
     }
 }
 
-/// A VPC with two subnets in two zones (an ALB needs both).
 async fn network(g: &Ground) -> (String, Vec<String>) {
-    let octet = fastrand::u8(10..250);
-    let vpc = g.ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.expect("CreateVpc");
-    let vpc = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_string();
-    let mut subnets = Vec::new();
-    for (i, zone) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
-        let s = g
-            .ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(format!("10.{octet}.{i}.0/24"))
-            .availability_zone(*zone)
-            .send()
-            .await
-            .expect("CreateSubnet");
-        subnets.push(s.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_string());
-    }
-    (vpc, subnets)
+    vpc_with_subnets(&g.ec2, fastrand::u8(10..250)).await
 }
 
 // --- tiny HTTP client (ops endpoint, moto's /_ground API) --------------------------------------
@@ -508,29 +484,6 @@ async fn standby_takes_over_only_when_the_leader_dies() {
     drop(second);
     let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class_name, &DeleteParams::default()).await;
     delete_namespace(&g.kube, &ns).await;
-}
-
-/// A self-signed certificate and key for `cn` (PEM), made with the openssl CLI the k8s ground
-/// needs anyway.
-fn self_signed(cn: &str) -> (String, String) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("cert"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
-        .arg(format!("/CN={cn}"))
-        .arg("-addext")
-        .arg(format!("subjectAltName=DNS:{cn}"))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .expect("openssl (needed to make a test certificate)");
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
-    let pems = (std::fs::read_to_string(&crt).unwrap(), std::fs::read_to_string(&key).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
-    pems
 }
 
 /// ACM certificates tagged with `cluster`.

@@ -34,7 +34,6 @@ mod support;
 use support::*;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use gateway_api::experimental::gateways::Gateway;
@@ -65,32 +64,13 @@ async fn ground() -> Ground {
 
 // --- tiny HTTP client for the fake -------------------------------------------------------------
 
-/// A Compute API call on the fake (plain HTTP/1.1, JSON body or none); `path` is absolute or
-/// a full URL on the fake (selfLinks).
+/// A Compute API call on the fake; `path` is absolute or a full URL on the fake (selfLinks).
 fn gce(g: &Ground, method: &str, path: &str) -> Result<Value, String> {
     gce_with(g, method, path, (method == "POST").then(|| json!({})))
 }
 
 fn gce_with(g: &Ground, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-    let hostport = g.gce.trim_start_matches("http://").trim_end_matches('/');
-    let path = path.strip_prefix(g.gce.trim_end_matches('/')).unwrap_or(path);
-    let mut s = std::net::TcpStream::connect(hostport).map_err(|e| format!("{hostport}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let code: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    if code != 200 {
-        return Err(format!("{method} {path}: {code}: {body:.300}"));
-    }
-    serde_json::from_str(body).map_err(|e| format!("{path}: {e}"))
+    gce_request(&g.gce, method, path, body.as_ref())
 }
 
 /// Method ids (e.g. `compute.urlMaps.update`) of every API call the fake has served, in order.

@@ -36,11 +36,72 @@ pub fn env(name: &str) -> String {
     }
 }
 
+/// A client for the ground's apiserver (KUBECONFIG).
+pub async fn kube_client() -> Client {
+    let kubeconfig = env("KUBECONFIG");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("KUBECONFIG={kubeconfig}: {e}"));
+    Client::try_from(config).expect("kube client")
+}
+
+/// A VPC `10.<octet>.0.0/16` with two subnets in two zones (an ALB needs both).
+pub async fn vpc_with_subnets(ec2: &aws_sdk_ec2::Client, octet: u8) -> (String, Vec<String>) {
+    let vpc = ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.expect("CreateVpc");
+    let vpc = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_string();
+    let mut subnets = Vec::new();
+    for (i, zone) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
+        let s = ec2.create_subnet().vpc_id(&vpc).cidr_block(format!("10.{octet}.{i}.0/24")).availability_zone(*zone).send().await.expect("CreateSubnet");
+        subnets.push(s.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_string());
+    }
+    (vpc, subnets)
+}
+
+/// A self-signed certificate and key for `cn` (PEM), made with the openssl CLI the k8s ground
+/// needs anyway.
+pub fn self_signed(cn: &str) -> (String, String) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("cert"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+        .arg(format!("/CN={cn}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl (needed to make a test certificate)");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let pems = (std::fs::read_to_string(&crt).unwrap(), std::fs::read_to_string(&key).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    pems
+}
+
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}-{:x}{:x}{:x}", std::process::id() & 0xfff, N.fetch_add(1, Ordering::Relaxed), nanos & 0xffff)
+}
+
+/// Appends a line to a figures report (a String): `figure!(out, "ops {n}")`.
+#[macro_export]
+macro_rules! figure {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes a test's figures straight to the process's stderr: libtest captures only the print
+/// macros, so the figures show in `cargo test` output (tests/run) even when the test passes.
+pub fn print_figures(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 /// Progress on stderr (shown with --nocapture, and on failure), with the time since start.
@@ -79,6 +140,34 @@ pub fn http(method: &str, base: &str, path: &str) -> Result<(u16, String), Strin
     Ok((code, body))
 }
 
+/// A Compute API call on the GCE fake (plain HTTP/1.1, optional JSON body); `path` is absolute
+/// or a full URL on `base` (selfLinks). Any status but 200 is an error.
+pub fn gce_request(base: &str, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let hostport = base.trim_start_matches("http://").trim_end_matches('/');
+    let path = path.strip_prefix(base.trim_end_matches('/')).unwrap_or(path);
+    let mut s = std::net::TcpStream::connect(hostport).map_err(|e| format!("{hostport}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let body = match body {
+        Some(b) => b.to_string(),
+        None if method == "POST" => "{}".to_string(),
+        None => String::new(),
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let code: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    if code != 200 {
+        return Err(format!("{method} {path}: {code}: {body:.300}"));
+    }
+    serde_json::from_str(body).map_err(|e| format!("{path}: {e}"))
+}
+
 pub struct Controller {
     pub child: Child,
     pub base: String,
@@ -92,6 +181,12 @@ pub fn free_port() -> u16 {
 impl Controller {
     /// Starts `cloudgate controller` with the options every test shares plus the provider's own.
     pub fn start(o: &Common<'_>, provider_args: &[&str]) -> Controller {
+        Controller::start_with_env(o, provider_args, &[])
+    }
+
+    /// As [`Controller::start`], with extra environment (e.g. cloud endpoints through the
+    /// fault proxy).
+    pub fn start_with_env(o: &Common<'_>, provider_args: &[&str], vars: &[(&str, &str)]) -> Controller {
         let port = free_port();
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{port}.log", o.lease));
         let file = std::fs::File::create(&log).expect("log file");
@@ -102,6 +197,7 @@ impl Controller {
             .args(provider_args)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--concurrency", "2"])
             .env("RUST_LOG", "info,cloudgate=debug")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

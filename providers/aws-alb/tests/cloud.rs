@@ -658,3 +658,79 @@ spec:
     assert_eq!(tg.spec["matcher"], "0-99");
     g.reconcile(None).await;
 }
+
+// --- lost answers (the fault proxy) ----------------------------------------------------------
+
+/// Configures the ground's fault proxy (tests/ground/faults): `POST /_faults/config`.
+fn faults_config(body: serde_json::Value) {
+    let control = std::env::var("FAULTS_CONTROL_URL").unwrap_or_else(|_| panic!("FAULTS_CONTROL_URL is not set: run via tests/run (tests/ground/faults/up.sh)"));
+    let hostport = control.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(&hostport).expect("connect to the fault proxy");
+    write!(s, "POST /_faults/config HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    assert!(buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"), "{buf}");
+}
+
+/// A provider whose SDK clients talk to `via`. The clients read AWS_ENDPOINT_URL from the
+/// environment when they are built, ahead of the SdkConfig's own endpoint, so it is swapped for
+/// that moment; every test holds the GROUND lock before it builds clients, so no other test
+/// reads it meanwhile.
+async fn through(via: &str, opts: &CloudOptions) -> AlbCloud {
+    let direct = endpoint();
+    // SAFETY: no other thread reads or writes the environment while GROUND is held (above).
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL", via) };
+    let cloud = AlbCloud::new(&load_sdk_config(opts).await, opts);
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL", direct) };
+    cloud
+}
+
+
+/// (9) Every create whose answer is lost (the call happened, the client timed out and the SDK
+/// retried) ends in exactly the desired resources: the retry's "already exists" is a wait, the
+/// next observe finds the resource by its tags, and nothing is duplicated. One operation at a
+/// time, each with a single held answer, through the fault proxy.
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_found_not_duplicated() {
+    let _g = GROUND.lock().await;
+    let proxy = std::env::var("FAULTS_AWS_ENDPOINT_URL").unwrap_or_else(|_| panic!("FAULTS_AWS_ENDPOINT_URL is not set: run via tests/run"));
+    for op in [
+        "ec2:CreateSecurityGroup",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "elasticloadbalancing:CreateLoadBalancer",
+        "elasticloadbalancing:CreateTargetGroup",
+        "elasticloadbalancing:CreateListener",
+        "elasticloadbalancing:CreateRule",
+    ] {
+        let mut g = ground("lost").await;
+        // The provider talks through the proxy; the test's own reads go direct.
+        let opts = CloudOptions { requests_per_second: 200.0, burst: 50, attempt_timeout: std::time::Duration::from_secs(1), ..CloudOptions::default() };
+        g.cloud = through(&proxy, &opts).await;
+        faults_config(serde_json::json!({"rates": {"throttle": 0, "error5xx": 0, "timeout": 1.0, "drop": 0}, "hold_seconds": 2, "operations": [op], "budget": 1}));
+        let p = http_plan(90, 10, &["10.1.0.1"]);
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            let observed = g.observe().await;
+            let changes = diff(&g.desired(Some(&p)), &observed, &g.ctx.cluster_id, KIND_ORDER);
+            if changes.is_empty() {
+                break;
+            }
+            match g.cloud.apply(Some(&p), &changes, &observed, &g.ctx).await {
+                Ok(_) => {}
+                Err(e) => {
+                    assert!(e.is_retryable(), "{op}: a lost answer must not be a permanent error: {e}");
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        faults_config(serde_json::json!({"rates": {"timeout": 0}, "operations": null, "budget": null}));
+        let observed = g.assert_steady(Some(&p)).await;
+        assert_eq!(observed.len(), g.desired(Some(&p)).resources.len(), "{op}: duplicates: {observed:#?}");
+        assert_eq!(g.our_security_groups().await.len(), 1, "{op}");
+        eprintln!("{op}: converged; errors on the way: {errors:?}");
+        let (_, out, _) = g.reconcile(None).await;
+        assert!(out.ready);
+        assert!(g.observe().await.is_empty(), "{op}: left behind");
+    }
+}

@@ -798,3 +798,48 @@ async fn a_new_vpc_moves_the_target_groups_before_deleting_the_old_ones() {
     e.assert_steady(Some(&p)).await;
     delete_gateway(&e).await;
 }
+
+/// Lattice associates a VPC with one service network. When a Gateway replaces another of this
+/// cluster in the same VPC (one deleted, the next created), the new association conflicts
+/// until the old one is gone: a retryable wait, not a permanent error that would park the new
+/// Gateway until the next resync. A VPC held by something that is not ours stays permanent.
+#[tokio::test]
+async fn a_vpc_held_by_another_of_our_gateways_is_a_wait_and_a_foreign_one_an_error() {
+    let _lock = LOCK.lock().await;
+    let bare = |name: &str| {
+        let mut p = plan(HTTP_GATEWAY);
+        p.gateway = ObjKey::new("apps", name);
+        p
+    };
+    let first = Env::new().await;
+    let p1 = bare("gw");
+    assert!(first.reconcile(Some(&p1)).await.1.ready);
+
+    // A second Gateway of the same cluster, same VPC.
+    let mut second = Env::new().await;
+    second.ctx = first.ctx.clone();
+    second.owner = Owner { cluster_id: first.ctx.cluster_id.clone(), gateway: ObjKey::new("apps", "gw2") };
+    let p2 = bare("gw2");
+    let (cs, observed) = second.changes(Some(&p2)).await;
+    let err = second.cloud.apply(Some(&p2), &cs, &observed, &second.ctx).await.expect_err("the VPC is taken");
+    assert!(err.is_retryable(), "held by our own Gateway: {err}");
+    assert!(err.to_string().contains("another Gateway of this cluster"), "{err}");
+
+    // The first Gateway goes; the second then gets the VPC.
+    let (_, out) = first.reconcile(None).await;
+    assert!(out.ready);
+    first.assert_steady(None).await;
+    assert!(second.reconcile(Some(&p2)).await.1.ready);
+    second.assert_steady(Some(&p2)).await;
+
+    // Another cluster in the same VPC: permanent.
+    let mut third = Env::new().await;
+    third.ctx.network = first.ctx.network.clone();
+    third.owner.gateway = ObjKey::new("apps", "gw3");
+    let p3 = bare("gw3");
+    let (cs, observed) = third.changes(Some(&p3)).await;
+    let err = third.cloud.apply(Some(&p3), &cs, &observed, &third.ctx).await.expect_err("the VPC is taken");
+    assert!(!err.is_retryable(), "held by another cluster: {err}");
+    delete_gateway(&third).await;
+    delete_gateway(&second).await;
+}

@@ -330,8 +330,9 @@ impl<'a> Run<'a> {
         let id = out.group_id().ok_or_else(|| permanent(EC2, "CreateSecurityGroup", "no group id in the answer"))?.to_string();
         self.record_created(&d.key, &id);
         if !s.ingress.is_empty() {
+            // Duplicate: a retried attempt whose first answer was lost; the rules are there.
             let req = cl.ec2.authorize_security_group_ingress().group_id(&id).set_ip_permissions(Some(ingress_to_sdk(&s.ingress)));
-            self.m(EC2, "AuthorizeSecurityGroupIngress", req.send()).await?;
+            gone(self.m(EC2, "AuthorizeSecurityGroupIngress", req.send()).await.map(|_| ()), &["InvalidPermission.Duplicate"])?;
         }
         Ok(())
     }

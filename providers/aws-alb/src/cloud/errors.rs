@@ -1,6 +1,7 @@
 //! SDK errors -> `CloudError`. Retryable: throttling, 5xx, timeouts, dropped connections, and the
 //! "not yet" answers of dependent resources (DependencyViolation while ALB ENIs detach,
-//! ResourceInUse while a listener still holds a certificate or a rule a target group).
+//! ResourceInUse while a listener still holds a certificate or a rule a target group), and
+//! "already exists" answers to a create (see [`EXISTS_ON_CREATE`]).
 //! Everything else — validation, quotas, permissions, not found — is permanent: sending the same
 //! request again cannot succeed.
 
@@ -53,6 +54,14 @@ const RETRYABLE_CODES: &[&str] = &[
     "IncorrectStateException",
 ];
 
+/// "Already exists" answers to a create. These creates carry no client token, so when an
+/// attempt's answer is lost (a timeout, a dropped connection) the SDK's retry meets the resource
+/// the first attempt made. It carries our tags (they go in the create call), so the next
+/// observe finds it and the reconcile carries on from there: a wait, not a failure. (Found by
+/// the chaos test; as permanent errors these parked the Gateway until the next resync.) A name
+/// held by something that is not ours keeps failing, with backoff, reported in status all along.
+const EXISTS_ON_CREATE: &[&str] = &["DuplicateLoadBalancerName", "DuplicateTargetGroupName", "DuplicateListener", "InvalidGroup.Duplicate", "PriorityInUse"];
+
 const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
@@ -67,14 +76,15 @@ const THROTTLING_CODES: &[&str] = &[
 ];
 
 /// The decision, on plain values so it is unit-testable.
-pub fn is_retryable(kind: FailureKind, code: Option<&str>, http_status: Option<u16>) -> bool {
+pub fn is_retryable(kind: FailureKind, operation: &str, code: Option<&str>, http_status: Option<u16>) -> bool {
     match kind {
         FailureKind::Construction => false,
         FailureKind::Timeout => true,
         FailureKind::Dispatch { user } => !user,
         FailureKind::Response => true,
         FailureKind::Service => {
-            code.is_some_and(|c| RETRYABLE_CODES.contains(&c)) || http_status.is_some_and(|s| s >= 500 || s == 429)
+            code.is_some_and(|c| RETRYABLE_CODES.contains(&c) || (operation.starts_with("Create") && EXISTS_ON_CREATE.contains(&c)))
+                || http_status.is_some_and(|s| s >= 500 || s == 429)
         }
     }
 }
@@ -129,7 +139,7 @@ where
     };
     let throttled = is_throttling(code.as_deref(), http_status);
     let operation = operation.to_string();
-    let error = if is_retryable(kind, code.as_deref(), http_status) {
+    let error = if is_retryable(kind, &operation, code.as_deref(), http_status) {
         CloudError::Retryable { service, operation, message }
     } else {
         CloudError::Permanent { service, operation, message }
@@ -147,21 +157,26 @@ mod tests {
     fn plain_classification() {
         let s = FailureKind::Service;
         for code in ["Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "DependencyViolation", "ResourceInUse"] {
-            assert!(is_retryable(s, Some(code), Some(400)), "{code}");
+            assert!(is_retryable(s, "X", Some(code), Some(400)), "{code}");
         }
         for code in ["ValidationError", "InvalidParameterValue", "LoadBalancerNotFound", "TooManyLoadBalancers", "AccessDenied", "UnauthorizedOperation", "DuplicateLoadBalancerName", "PriorityInUse"] {
-            assert!(!is_retryable(s, Some(code), Some(400)), "{code}");
+            assert!(!is_retryable(s, "X", Some(code), Some(400)), "{code}");
         }
         // 5xx and 429 are retryable whatever the code says.
-        assert!(is_retryable(s, Some("Whatever"), Some(503)));
-        assert!(is_retryable(s, None, Some(500)));
-        assert!(is_retryable(s, None, Some(429)));
-        assert!(!is_retryable(s, None, Some(404)));
-        assert!(is_retryable(FailureKind::Timeout, None, None));
-        assert!(is_retryable(FailureKind::Dispatch { user: false }, None, None));
-        assert!(!is_retryable(FailureKind::Dispatch { user: true }, None, None));
-        assert!(is_retryable(FailureKind::Response, None, Some(200)));
-        assert!(!is_retryable(FailureKind::Construction, None, None));
+        assert!(is_retryable(s, "X", Some("Whatever"), Some(503)));
+        assert!(is_retryable(s, "X", None, Some(500)));
+        assert!(is_retryable(s, "X", None, Some(429)));
+        assert!(!is_retryable(s, "X", None, Some(404)));
+        assert!(is_retryable(FailureKind::Timeout, "X", None, None));
+        assert!(is_retryable(FailureKind::Dispatch { user: false }, "X", None, None));
+        assert!(!is_retryable(FailureKind::Dispatch { user: true }, "X", None, None));
+        assert!(is_retryable(FailureKind::Response, "X", None, Some(200)));
+        assert!(!is_retryable(FailureKind::Construction, "X", None, None));
+        // "Already exists" from a create whose first attempt's answer was lost: a wait.
+        for (op, code) in [("CreateLoadBalancer", "DuplicateLoadBalancerName"), ("CreateSecurityGroup", "InvalidGroup.Duplicate"), ("CreateRule", "PriorityInUse"), ("CreateListener", "DuplicateListener")] {
+            assert!(is_retryable(s, op, Some(code), Some(400)), "{op} {code}");
+        }
+        assert!(!is_retryable(s, "SetRulePriorities", Some("PriorityInUse"), Some(400)));
         assert!(is_throttling(Some("RequestLimitExceeded"), Some(503)));
         assert!(!is_throttling(Some("DependencyViolation"), Some(400)));
     }

@@ -121,6 +121,23 @@ impl<'a> Run<'a> {
         self.arn(kind, name).map(|a| plain_id(a).to_string())
     }
 
+    /// The association holding `vpc`, when it is ours (this cluster's tags): Lattice allows one
+    /// service network per VPC, and when one Gateway replaces another (deleted, then created)
+    /// the new one's association conflicts until the old one's delete finishes, a wait rather
+    /// than an error. A holder that is not ours, or any failed read, gives None: the conflict
+    /// stays permanent.
+    async fn vpc_holder_is_ours(&self, vpc: &str, cluster: &str) -> Option<String> {
+        let req = self.cl.lattice.list_service_network_vpc_associations().vpc_identifier(vpc);
+        let out = self.cl.call("ListServiceNetworkVpcAssociations", req.send()).await.ok()?;
+        for a in out.items() {
+            let arn = a.arn()?;
+            if cloudgate_provider::tags::owned_by(&self.cl.tags_of(arn).await.ok()?, cluster) {
+                return Some(arn.to_string());
+            }
+        }
+        None
+    }
+
     /// Runs a mutating call and counts it.
     async fn mutate<T, E, Fut>(&mut self, operation: &'static str, fut: Fut) -> Result<T, CallFailure>
     where
@@ -197,7 +214,20 @@ impl<'a> Run<'a> {
                     .await?;
                 let sn = self.id(kind::SERVICE_NETWORK, &s.service_network_identifier)?;
                 let req = cl.lattice.create_service_network_vpc_association().service_network_identifier(sn).vpc_identifier(&s.vpc_identifier).set_tags(tags);
-                let out = self.mutate("CreateServiceNetworkVpcAssociation", req.send()).await.map_err(|f| after_replace(f, replaced))?;
+                let out = match self.mutate("CreateServiceNetworkVpcAssociation", req.send()).await {
+                    Ok(out) => out,
+                    Err(f) if f.is(CONFLICT) && !replaced => {
+                        let cluster = d.tags.get(cloudgate_provider::tags::CLUSTER).map(String::as_str).unwrap_or_default();
+                        return Err(match self.vpc_holder_is_ours(&s.vpc_identifier, cluster).await {
+                            Some(arn) => retryable(
+                                "CreateServiceNetworkVpcAssociation",
+                                format!("VPC {} is still associated by another Gateway of this cluster ({arn}); waiting for it to be released", s.vpc_identifier),
+                            ),
+                            None => f.error,
+                        });
+                    }
+                    Err(f) => return Err(after_replace(f, replaced)),
+                };
                 self.created(d, out.arn(), out.status().map(|s| s.as_str()))
             }
             kind::TARGET_GROUP => {

@@ -58,7 +58,8 @@ impl Default for CloudOptions {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
-            attempt_timeout: Duration::from_secs(20),
+            // CLOUDGATE_CLOUD_ATTEMPT_TIMEOUT overrides it (cloudgate_cloud_runtime::timeouts).
+            attempt_timeout: cloudgate_cloud_runtime::timeouts::attempt_timeout(Duration::from_secs(20)),
             operation_timeout: Duration::from_secs(60),
             tag_cache_ttl: Duration::from_secs(600),
             page_size: 100,

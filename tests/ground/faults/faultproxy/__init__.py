@@ -1,0 +1,1 @@
+"""cloudgate's fault-injecting proxy for the test ground (see proxy.py)."""
