@@ -274,7 +274,14 @@ async fn provision(
     // status keeps those messages from flapping.
     let observed = match &desired {
         Some(Ok(_)) => match cloud.observe(&owner).await {
-            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) if e.is_retryable() => {
+                // Route status does not wait for the cloud where it carries nothing from it.
+                if !cloud.backend.provider.addresses_per_route() {
+                    ctx.write_routes(key, routes).await?;
+                }
+                write_waiting(ctx, key, gw, t, &e).await?;
+                return Err(e.into());
+            }
             o => Some(o),
         },
         _ => None,
@@ -336,12 +343,30 @@ async fn provision(
     };
     if let Some(e) = cloud_error {
         routes_result?;
+        write_waiting(ctx, key, gw, t, &e).await?;
         return Err(e.into());
     }
     let next = status::gateway_status(&t.gateway, &provisioning, gw.status.as_ref(), &now());
     ctx.writer.gateway(key, gw.status.as_ref(), &next).await?;
     routes_result?;
     Ok(Outcome::Requeue(requeue))
+}
+
+/// A transient cloud error leaves a Gateway's status as it is (Programmed must not flap), unless
+/// the status does not describe the current generation yet: then it says that provisioning
+/// waits for the cloud, so a new or changed Gateway is never left without observedGeneration.
+async fn write_waiting(ctx: &Context, key: &ObjKey, gw: &Gateway, t: &GatewayTranslation, e: &CloudError) -> Result<(), ReconcileError> {
+    let current = gw
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == kind::PROGRAMMED && c.observed_generation == gw.metadata.generation));
+    if current {
+        return Ok(());
+    }
+    let waiting = Provisioning::Pending(format!("Waiting for the cloud (will retry): {e}"));
+    let next = status::gateway_status(&t.gateway, &waiting, gw.status.as_ref(), &now());
+    ctx.writer.gateway(key, gw.status.as_ref(), &next).await.map(|_| ())
 }
 
 /// diff → apply against what was observed. Apply runs even with no changes: it reports

@@ -80,17 +80,46 @@ print(vpc, ",".join(subnets))
 PY
 }
 
-# Sets CONTROLLER_ARGS (the provider's controller flags) and SUITE_ARGS (its suite flags).
+# A service network associated with VPC $1, created as someone other than cloudgate would
+# (no cloudgate tags); prints its name.
+lattice_shared_network() {
+  "${CLOUDGATE_AWS_VENV:?CLOUDGATE_AWS_VENV is not set (aws.env)}/bin/python" - "$1" <<'PY'
+import random, sys
+import boto3
+lattice = boto3.client("vpc-lattice")
+name = f"shared-mesh-{random.randint(0, 1 << 30):08x}"
+sn = lattice.create_service_network(name=name)
+lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=sys.argv[1])
+print(name)
+PY
+}
+
+# Sets CONTROLLER_ARGS (the provider's controller flags), SUITE_ARGS (its suite flags) and
+# CLASS_PARAMETERS (a CloudGatewayParameters for the class's parametersRef, if it needs one).
 prepare_provider() {
   local net
   SUITE_ARGS=()
+  CLASS_PARAMETERS=
   case "$1" in
     aws-alb)
       net=$(aws_network 2) || return 1
       CONTROLLER_ARGS=(--provider aws-alb --vpc-id "${net% *}" --subnets "${net#* }") ;;
     aws-lattice)
+      # Lattice associates a VPC with one service network, and the suite's base manifests hold
+      # several Gateways: the class adopts one network the "platform team" made and associated
+      # with the VPC, which is how Lattice is run with many Gateways.
       net=$(aws_network 0) || return 1
-      CONTROLLER_ARGS=(--provider aws-lattice --vpc-id "${net% *}") ;;
+      local sn; sn=$(lattice_shared_network "${net% *}") || return 1
+      CONTROLLER_ARGS=(--provider aws-lattice --vpc-id "${net% *}")
+      "$KUBECTL" apply --server-side --field-manager=cloudgate-conformance -k "$ROOT/crds/" >/dev/null || return 1
+      "$KUBECTL" wait --for condition=Established --timeout=60s crd/cloudgatewayparameters.gateway.cloudgate.io >/dev/null || return 1
+      "$KUBECTL" apply -f - >/dev/null <<EOF || return 1
+apiVersion: gateway.cloudgate.io/v1alpha1
+kind: CloudGatewayParameters
+metadata: {name: conformance-aws-lattice}
+spec: {provider: aws-lattice, network: "${net% *}", serviceNetwork: {mode: Adopt, name: "$sn"}}
+EOF
+      CLASS_PARAMETERS=conformance-aws-lattice ;;
     gcp)
       CONTROLLER_ARGS=(--provider gcp --gcp-project "${GCE_PROJECT:?GCE_PROJECT is not set (gce.env)}" --region "${GCE_REGION:?}")
       gcp_zones || return 1
@@ -147,6 +176,8 @@ run_provider() {
     --controller-name "$controller" --lease-name "conformance-$p" --leader-election-namespace default \
     --metrics-addr "127.0.0.1:$port" --resync-period 10m "${CONTROLLER_ARGS[@]}" >"$OUT/controller-$p.log" 2>&1 &
   CONTROLLER_PID=$!
+  local pref=""
+  [[ -n $CLASS_PARAMETERS ]] && pref="  parametersRef: {group: gateway.cloudgate.io, kind: CloudGatewayParameters, name: $CLASS_PARAMETERS}"
   "$KUBECTL" apply -f - >/dev/null <<EOF || die "cannot create GatewayClass $class"
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -154,6 +185,7 @@ metadata:
   name: $class
 spec:
   controllerName: $controller
+$pref
 EOF
   # Build/version as the report's implementation version: the crate version and the commit.
   local version
