@@ -95,7 +95,7 @@ fn validate_one(world: &World, gw_ns: &str, l: &GatewayListeners, caps: &Capabil
     // supportedKinds: what the listener may carry, narrowed by allowedRoutes.kinds.
     let possible = protocol.as_ref().map(|p| caps.route_kinds_for(p)).unwrap_or_default();
     let requested = l.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()).filter(|k| !k.is_empty());
-    let supported_kinds = match requested {
+    let mut supported_kinds = match requested {
         None => possible,
         Some(kinds) => {
             let mut valid = Vec::new();
@@ -155,12 +155,15 @@ fn validate_one(world: &World, gw_ns: &str, l: &GatewayListeners, caps: &Capabil
                 reason::UNSUPPORTED_VALUE,
                 format!("TLS mode Terminate on a TLS listener is not supported by the {} provider", caps.provider),
             );
+            // No route kind can attach to a listener mode the provider lacks.
+            supported_kinds.clear();
         } else if protocol == Some(Protocol::Tls) && mode == TlsMode::Passthrough && !caps.supports(feature::TLS_PASSTHROUGH) {
             accepted = Cond::no(
                 kind::ACCEPTED,
                 reason::UNSUPPORTED_VALUE,
                 format!("TLS passthrough is not supported by the {} provider", caps.provider),
             );
+            supported_kinds.clear();
         }
         let mut certificates = Vec::new();
         if mode == TlsMode::Terminate {

@@ -466,3 +466,12 @@ fn static_addresses_unknown_type_is_unsupported_and_unbindable_ones_are_not_usab
     );
     assert_eq!(st.addresses, None);
 }
+
+#[test]
+fn a_tls_listener_in_a_mode_the_provider_lacks_supports_no_route_kind() {
+    let w = world(&gw("  - {name: term, protocol: TLS, port: 443, tls: {mode: Terminate, certificateRefs: [{name: c}]}}\n"));
+    let t = tr(&w, "ns", "gw");
+    let l = t.gateway.listeners.iter().find(|l| l.name == "term").unwrap();
+    assert_eq!(listener_conds(&t, "term")[0], "Accepted=False/UnsupportedValue");
+    assert!(l.supported_kinds.is_empty(), "no kind attaches to an unsupported mode: {:?}", l.supported_kinds);
+}
