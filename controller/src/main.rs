@@ -124,7 +124,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             controller::init_logging(args.log_format);
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            // The AWS SDK's request pipeline nests deeply; in unoptimized builds its poll frames
+            // overflowed tokio's default 2 MiB worker stack mid-apply (seen on the test ground).
+            // 8 MiB is address space, not memory: pages are touched only as deep as a call goes.
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 << 20).build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");

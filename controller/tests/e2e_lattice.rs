@@ -560,6 +560,8 @@ struct Case {
 impl Case {
     async fn start(label: &str) -> Case {
         let g = ground().await;
+        // The controller discovers cloudgate's CRDs at startup: install them first.
+        ensure_cloudgate_crds(&g.kube).await;
         let vpc = vpc_id();
         let cluster = unique(&format!("e2e-{label}"));
         let controller_name = format!("cloudgate.io/{}", unique(label));
@@ -746,7 +748,6 @@ async fn a_route_moved_between_gateways_is_not_leaked() {
     let Case { g, class_name, controller_name, ns, ctl, .. } = &case;
     // Lattice associates a VPC with one service network: the second Gateway's class puts it in
     // another VPC.
-    ensure_cloudgate_crds(&g.kube).await;
     let (params, class2) = (unique("other-vpc"), unique("cg-move2"));
     create_parameters(g, &params, json!({"provider": "aws-lattice", "network": vpc_id()})).await;
     create(&g.kube, None, class_with_parameters(&class2, controller_name, &params)).await;
@@ -768,8 +769,13 @@ async fn a_route_moved_between_gateways_is_not_leaked() {
         if svcs.iter().any(|s| s.id() == Some(first_id.as_str())) { Err(format!("{first_id} still there")) } else { Ok(()) }
     })
     .await;
-    let gw = get_gateway(&g.kube, ns, "gw").await.unwrap();
-    assert!(gw.status.and_then(|s| s.addresses).unwrap_or_default().is_empty(), "gw has no route left, so no address");
+    // The same reconcile that deleted the service writes gw's status next.
+    poll("gw has no route left, so no address", Duration::from_secs(30), || async {
+        let gw = get_gateway(&g.kube, ns, "gw").await.ok_or("gw gone")?;
+        let a = gw.status.and_then(|s| s.addresses).unwrap_or_default();
+        if a.is_empty() { Ok(()) } else { Err(format!("{a:?}")) }
+    })
+    .await;
     assert_ne!(service_by_dns(g, &second).await.expect("service under gw2").id, first_id);
 
     Api::<Gateway>::namespaced(g.kube.clone(), ns).delete("gw2", &DeleteParams::default()).await.expect("delete gw2");

@@ -144,6 +144,15 @@ async fn two_controllers_share_a_route_without_overwriting_or_ping_pong() {
         .await
     };
     wait_converged().await;
+    // On Lattice our entry's Accepted message also names the route's own DNS name, written once
+    // the service exists: the status has settled only then.
+    poll("our entry names the route's Lattice DNS name", Duration::from_secs(60), || async {
+        let r = api.get("shared").await.map_err(|e| e.to_string())?;
+        let parents = entries(&serde_json::to_value(&r).unwrap());
+        let entry = entry_of(&parents, &ours, "gw-ours").ok_or("no entry of ours")?;
+        if entry.to_string().contains("Reachable at ") { Ok(()) } else { Err(entry.to_string()) }
+    })
+    .await;
     step("both entries present and current");
 
     // Watch every write to the route from here on.
