@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::conditions::{finalize, kind, reason, same_ignoring_time, Cond};
 use crate::gateway::{GatewayVerdict, RouteParentVerdict};
+use crate::listeners::{valid_section_name, MAX_LISTENER_STATUSES};
 use crate::model::{ParentRef, GATEWAY_GROUP};
 
 /// What the provider reports after (or instead of) applying the plan.
@@ -45,9 +46,15 @@ pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<
     };
     let prev_conds = previous.and_then(|p| p.conditions.as_deref()).unwrap_or(&[]);
     let conditions = finalize(&[v.accepted.clone(), programmed], v.generation, prev_conds, now);
+    // One status per listener name the CRD accepts, at most 64: listeners with invalid or
+    // repeated names are rejected by translation (see `listeners::validate`) and only show in
+    // the Gateway's Accepted message, since status.listeners could not hold them.
+    let mut named = std::collections::BTreeSet::new();
     let listeners = v
         .listeners
         .iter()
+        .filter(|l| valid_section_name(&l.name) && named.insert(l.name.as_str()))
+        .take(MAX_LISTENER_STATUSES)
         .map(|l| {
             let programmed = if !l.programmable || !v.accepted.status {
                 Cond::no(kind::PROGRAMMED, reason::INVALID, "Listener is not valid")
