@@ -337,6 +337,15 @@ async fn run_backend(client: &Client, name: &'static str) {
     let (all, muts, mut_ops) = diff(&calls(&c), &base.0);
     let recs = reconciles(&c) - base.1;
 
+    // Weight changes with the default-like long resync, so they do not queue behind resyncs.
+    drop(c);
+    let c = controller(&args, &cluster, &controller_name, &unique("bench-lease"), resync);
+    c.wait_ready().await;
+    let t = Instant::now();
+    while reconciles(&c) < gateways as f64 && t.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // Weight changes: one route at a time, its weights moved; latency to the first mutating call.
     let routes: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &ns, &gvk("HTTPRoute"));
     let mut latencies = Vec::new();

@@ -31,6 +31,9 @@ pub struct StatusAddress {
     pub value: String,
 }
 
+/// `status.addresses` maxItems in the Gateway CRD.
+pub const MAX_STATUS_ADDRESSES: usize = 16;
+
 pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<&GatewayStatus>, now: &Time) -> GatewayStatus {
     let programmed = if !v.accepted.status {
         Cond::no(kind::PROGRAMMED, reason::INVALID, "Gateway is not accepted")
@@ -86,9 +89,13 @@ pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<
         })
         .collect();
     let addresses = match prov {
+        // The CRD holds at most 16 addresses and rejects the whole status write beyond that; a
+        // provider can have more (aws-lattice: one DNS name per attached route's service), so
+        // the first 16 are reported. Found by the ground benchmark (1 Gateway, 100 routes).
         Provisioning::Ready { addresses } if v.accepted.status && !addresses.is_empty() => Some(
             addresses
                 .iter()
+                .take(MAX_STATUS_ADDRESSES)
                 .map(|a| GatewayStatusAddresses { r#type: Some(a.type_.clone()), value: a.value.clone() })
                 .collect(),
         ),
@@ -272,6 +279,30 @@ fn normalised(entries: &[serde_json::Value]) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+    use crate::conditions::Cond;
+    use crate::model::ObjKey;
+
+    #[test]
+    fn at_most_16_addresses_are_reported() {
+        let v = GatewayVerdict {
+            key: ObjKey::new("ns", "gw"),
+            generation: Some(1),
+            accepted: Cond::yes(kind::ACCEPTED, reason::ACCEPTED, "ok"),
+            listeners: Vec::new(),
+        };
+        let addresses: Vec<StatusAddress> =
+            (0..100).map(|i| StatusAddress { type_: "Hostname".into(), value: format!("svc-{i}.lattice.example.com") }).collect();
+        let now = Time("2026-01-01T00:00:00Z".parse().unwrap());
+        let st = gateway_status(&v, &Provisioning::Ready { addresses }, None, &now);
+        let got = st.addresses.unwrap();
+        assert_eq!(got.len(), 16);
+        assert_eq!(got[0].value, "svc-0.lattice.example.com");
+    }
 }
 
 #[cfg(test)]
