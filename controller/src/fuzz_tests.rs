@@ -890,6 +890,7 @@ fn controller_path(objects: &[Value], check: &mut Check) {
                 Provisioning::Pending("pending".into()),
                 Provisioning::Ready { addresses: vec![StatusAddress { type_: "Hostname".into(), value: "lb-1.example.com".into() }] },
                 Provisioning::Ready { addresses: Vec::new() },
+                Provisioning::ReadyPerRoute { addresses: Vec::new() },
                 Provisioning::Ready {
                     addresses: (0..20).map(|i| StatusAddress { type_: "Hostname".into(), value: format!("svc-{i}.example.com") }).collect(),
                 },
