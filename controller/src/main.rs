@@ -30,6 +30,9 @@ mod reconcile;
 mod status_writer;
 mod watches;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 /// The controllerName cloudgate answers to unless told otherwise.
 pub const DEFAULT_CONTROLLER_NAME: &str = "cloudgate.io/gateway-controller";
 

@@ -56,7 +56,10 @@ pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Op
     let mut analyses: BTreeMap<RouteKey, RouteAnalysis> = BTreeMap::new();
     for route in world.routes_for_gateway(key) {
         let rkey = route.key();
-        for pref in route.parent_refs.iter().filter(|p| p.gateway(&route.namespace).as_ref() == Some(key)) {
+        // A parentRef the CRD would reject (an apiserver without that validation may store
+        // it) neither attaches nor gets a status entry: the entry would repeat the invalid
+        // values, and the apiserver would then reject the route's whole status.parents.
+        for pref in route.parent_refs.iter().filter(|p| p.gateway(&route.namespace).as_ref() == Some(key) && reportable(p)) {
             let analysis = analyses.entry(rkey.clone()).or_insert_with(|| rules::analyze(world, route, caps));
             let mut conditions = match attach(world, key, &listeners, route, pref, caps) {
                 Err(cond) => vec![cond],
@@ -189,6 +192,12 @@ pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Op
     })
 }
 
+/// Whether a parentRef's sectionName and port are ones the CRD accepts (its name and
+/// namespace are, when it names an existing Gateway).
+fn reportable(p: &ParentRef) -> bool {
+    p.section_name.as_deref().is_none_or(listeners::valid_section_name) && p.port.is_none_or(|port| (1..=65535).contains(&port))
+}
+
 fn default_match(kind: RouteKind) -> RouteMatch {
     match kind {
         RouteKind::Http | RouteKind::Grpc => RouteMatch { path: Some(PathMatch::PathPrefix("/".into())), ..Default::default() },
@@ -289,5 +298,35 @@ fn gateway_accepted(listeners: &[ListenerVerdict], addresses: &[RequestedAddress
             reason::LISTENERS_NOT_VALID,
             format!("Invalid listeners: {}; accepted listeners: {}", bad.join(", "), good.join(", ")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::capabilities::{feature, Capabilities, Protocol};
+    use crate::manifest::{load_str, Loaded};
+    use crate::model::ObjKey;
+    use crate::World;
+
+    // Found by the fuzzer (controller/src/fuzz_tests.rs): parentRefs with a port or sectionName
+    // the CRD rejects got status entries repeating them, so the apiserver refused the route's
+    // whole status.parents (valid entries included) on every write.
+    #[test]
+    fn parent_refs_the_crd_rejects_get_no_status_entry() {
+        let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: ns}\nspec:\n  gatewayClassName: cg\n  listeners: [{name: http, protocol: HTTP, port: 80}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: ns}\nspec:\n  parentRefs: [{name: gw, port: 0}, {name: gw, port: 65536}, {name: gw, sectionName: Bad_Name}, {name: gw, sectionName: http}]\n";
+        let mut w = World::new();
+        load_str("t", yaml, &mut w, &mut Loaded::default()).unwrap();
+        let caps = Capabilities {
+            provider: "test",
+            protocols: [Protocol::Http].into_iter().collect(),
+            features: [feature::HTTP_ROUTE, feature::HTTP_ROUTE_PARENT_REF_PORT].into_iter().collect(),
+            max_weight: 100,
+            reserved_ports: Default::default(),
+            max_backends_per_rule: 5,
+        };
+        let t = super::translate_gateway(&w, &ObjKey::new("ns", "gw"), &caps).unwrap();
+        let refs: Vec<_> = t.routes.iter().map(|v| (v.parent_ref.section_name.as_deref(), v.parent_ref.port)).collect();
+        assert_eq!(refs, vec![(Some("http"), None)]);
+        assert_eq!(t.gateway.listeners[0].attached_routes, 1);
     }
 }

@@ -57,6 +57,7 @@ impl ListenerVerdict {
 pub fn validate(world: &World, gw: &Gateway, caps: &Capabilities) -> Vec<ListenerVerdict> {
     let gw_ns = gw.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let mut out: Vec<ListenerVerdict> = gw.spec.listeners.iter().map(|l| validate_one(world, &gw_ns, l, caps)).collect();
+    reject_unreportable_names(&mut out);
     mark_conflicts(&mut out);
     for l in &mut out {
         l.programmable = l.accepted && l.conditions.iter().all(|c| c.type_ != kind::RESOLVED_REFS || c.status);
@@ -251,6 +252,49 @@ fn resolve_certificate(
     Ok(Certificate { secret: key, sha256, cert_pem, key_pem })
 }
 
+/// The most listener statuses a Gateway can have (the CRD's maxItems for `status.listeners`).
+pub const MAX_LISTENER_STATUSES: usize = 64;
+
+/// A listener name the CRD accepts (SectionName: an RFC 1123 subdomain, at most 253 bytes).
+/// `status.listeners` is a map keyed by this name, so only such names can carry a status.
+pub fn valid_section_name(name: &str) -> bool {
+    !name.starts_with("*.") && crate::hostname::is_valid(name)
+}
+
+/// The CRD rejects listeners with invalid or repeated names, and more than 64 of them; an
+/// apiserver without that validation may still store such a Gateway. Their status could not be
+/// written (the apiserver would reject the whole Gateway status), and for a repeated name there
+/// is no telling which listener a status is for, so none of them is accepted: the Gateway says
+/// `ListenersNotValid` and names them, and the valid listeners keep working.
+fn reject_unreportable_names(ls: &mut [ListenerVerdict]) {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in ls.iter() {
+        *count.entry(l.name.as_str()).or_default() += 1;
+    }
+    let problems: Vec<Option<String>> = ls
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if !valid_section_name(&l.name) {
+                Some(format!("Listener name {:?} is not a valid section name (RFC 1123 subdomain)", l.name))
+            } else if count[l.name.as_str()] > 1 {
+                Some(format!("Listener name {} is used by {} listeners; names must be unique", l.name, count[l.name.as_str()]))
+            } else if i >= MAX_LISTENER_STATUSES {
+                Some(format!("A Gateway has at most {MAX_LISTENER_STATUSES} listeners; this is number {}", i + 1))
+            } else {
+                None
+            }
+        })
+        .collect();
+    for (l, problem) in ls.iter_mut().zip(problems) {
+        let Some(msg) = problem else { continue };
+        l.accepted = false;
+        for c in l.conditions.iter_mut().filter(|c| c.type_ == kind::ACCEPTED) {
+            *c = Cond::no(kind::ACCEPTED, reason::UNSUPPORTED_VALUE, msg.clone());
+        }
+    }
+}
+
 /// Listeners must be distinct. Our cloud load balancers bind one protocol per port, so
 /// listeners sharing a port with different protocols conflict (`ProtocolConflict`); listeners
 /// sharing port, protocol and hostname conflict (`HostnameConflict`; for TCP/UDP, which have no
@@ -302,5 +346,67 @@ fn mark_conflicts(ls: &mut [ListenerVerdict]) {
                 *c = Cond::no(kind::ACCEPTED, r, format!("Listener is conflicted: {msg}"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::Capabilities;
+    use crate::manifest::{load_str, Loaded};
+    use crate::status::{gateway_status, Provisioning};
+
+    fn gateway(listeners: &str) -> (World, Gateway) {
+        let mut w = World::new();
+        let yaml = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: ns}}\nspec:\n  gatewayClassName: cg\n  listeners:\n{listeners}");
+        load_str("t", &yaml, &mut w, &mut Loaded::default()).unwrap();
+        let gw = (*w.gateways.values().next().unwrap().clone()).clone();
+        (w, gw)
+    }
+
+    fn caps() -> Capabilities {
+        Capabilities {
+            provider: "test",
+            protocols: [Protocol::Http].into_iter().collect(),
+            features: Default::default(),
+            max_weight: 100,
+            reserved_ports: Default::default(),
+            max_backends_per_rule: 5,
+        }
+    }
+
+    // Found by the fuzzer (controller/src/fuzz_tests.rs): listener names the CRD would reject
+    // produced listener statuses the apiserver rejects, failing the whole Gateway status write.
+    #[test]
+    fn invalid_and_repeated_listener_names_are_rejected_and_not_reported() {
+        let (w, gw) = gateway(
+            "  - {name: '', protocol: HTTP, port: 80}\n  - {name: Bad_Name, protocol: HTTP, port: 81}\n  - {name: dup, protocol: HTTP, port: 82}\n  - {name: dup, protocol: HTTP, port: 83}\n  - {name: ok, protocol: HTTP, port: 84}\n",
+        );
+        let ls = validate(&w, &gw, &caps());
+        let accepted: Vec<(&str, bool, &str)> = ls.iter().map(|l| (l.name.as_str(), l.accepted, l.conditions[0].reason)).collect();
+        assert_eq!(
+            accepted,
+            vec![("", false, "UnsupportedValue"), ("Bad_Name", false, "UnsupportedValue"), ("dup", false, "UnsupportedValue"), ("dup", false, "UnsupportedValue"), ("ok", true, "Accepted")]
+        );
+        let t = crate::translate_gateway(&w, &ObjKey::new("ns", "gw"), &caps()).unwrap();
+        assert_eq!(t.gateway.accepted.reason, reason::LISTENERS_NOT_VALID);
+        assert_eq!(t.plan.listeners.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), vec!["ok"]);
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().unwrap());
+        let st = gateway_status(&t.gateway, &Provisioning::Pending("p".into()), None, &now);
+        let names: Vec<String> = st.listeners.unwrap().into_iter().map(|l| l.name).collect();
+        assert_eq!(names, vec!["dup", "ok"], "one status per valid name");
+    }
+
+    // Found by the fuzzer: more listeners than status.listeners can hold.
+    #[test]
+    fn listeners_past_the_64th_are_rejected_and_status_holds_64() {
+        let many: String = (0..66).map(|i| format!("  - {{name: l{i}, protocol: HTTP, port: {}}}\n", 1000 + i)).collect();
+        let (w, _) = gateway(&many);
+        let t = crate::translate_gateway(&w, &ObjKey::new("ns", "gw"), &caps()).unwrap();
+        assert_eq!(t.plan.listeners.len(), 64);
+        assert!(!t.gateway.listeners[64].accepted && !t.gateway.listeners[65].accepted);
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().unwrap());
+        let st = gateway_status(&t.gateway, &Provisioning::Pending("p".into()), None, &now);
+        assert_eq!(st.listeners.unwrap().len(), 64);
     }
 }

@@ -52,7 +52,7 @@ pub fn load_str(label: &str, text: &str, world: &mut World, loaded: &mut Loaded)
 fn describe(obj: &Value) -> String {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("<no kind>");
     let meta = obj.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<no name>");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or("<no name>");
     match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
@@ -70,14 +70,20 @@ fn defaults(obj: &mut Value, namespaced: bool) {
     if namespaced && !meta.contains_key("namespace") {
         meta.insert("namespace".into(), Value::String("default".into()));
     }
-    meta.entry("generation").or_insert(Value::from(1));
+    if !meta.get("generation").and_then(Value::as_i64).is_some_and(|g| g > 0) {
+        // The API server owns generation (always >= 1); anything else in a manifest, `null`
+        // included, means "not set", so status never carries an observedGeneration the CRD
+        // rejects (or none at all).
+        meta.insert("generation".into(), Value::from(1));
+    }
 }
 
 fn add(mut obj: Value, world: &mut World) -> Result<(), String> {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
     let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-    if obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).is_none() {
+    // An empty name is no name: the API server would refuse the object.
+    if obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).is_none_or(str::is_empty) {
         return Err(format!("{} has no metadata.name; skipped", describe(&obj)));
     }
     let namespaced = !matches!(kind.as_str(), "GatewayClass" | "Namespace");
@@ -162,6 +168,30 @@ mod tests {
         assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
         assert!(l.warnings[0].contains("x.yaml: document 3: Deployment d"));
         assert!(l.warnings[1].contains("Gateway default/g is invalid"));
+    }
+
+    // Found by the fuzzer (controller/src/fuzz_tests.rs): a Gateway named "" was planned, and
+    // its routes got status entries for a parentRef with an empty name, which the CRD rejects.
+    #[test]
+    fn objects_with_an_empty_name_are_skipped() {
+        let mut w = World::new();
+        let mut l = Loaded::default();
+        let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: ''}\nspec: {gatewayClassName: cg, listeners: []}\n";
+        load_str("e.yaml", text, &mut w, &mut l).unwrap();
+        assert!(w.gateways.is_empty());
+        assert_eq!(l.warnings, vec!["e.yaml: document 1: Gateway <no name> has no metadata.name; skipped"]);
+    }
+
+    // Found by the fuzzer: `generation: null` left GatewayClass conditions without
+    // observedGeneration.
+    #[test]
+    fn generation_is_set_when_null_or_not_positive() {
+        for g in ["null", "-3", "0", "x"] {
+            let mut w = World::new();
+            let text = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: c, generation: {g}}}\nspec: {{controllerName: x}}\n");
+            load_str("g.yaml", &text, &mut w, &mut Loaded::default()).unwrap();
+            assert_eq!(w.classes["c"].metadata.generation, Some(1), "generation: {g}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::conditions::{finalize, kind, reason, same_ignoring_time, Cond};
 use crate::gateway::{GatewayVerdict, RouteParentVerdict};
+use crate::listeners::{valid_section_name, MAX_LISTENER_STATUSES};
 use crate::model::{ParentRef, GATEWAY_GROUP};
 
 /// What the provider reports after (or instead of) applying the plan.
@@ -34,6 +35,9 @@ pub struct StatusAddress {
     pub value: String,
 }
 
+/// `status.addresses` maxItems in the Gateway CRD.
+pub const MAX_STATUS_ADDRESSES: usize = 16;
+
 pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<&GatewayStatus>, now: &Time) -> GatewayStatus {
     let programmed = if !v.accepted.status {
         Cond::no(kind::PROGRAMMED, reason::INVALID, "Gateway is not accepted")
@@ -53,9 +57,15 @@ pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<
     };
     let prev_conds = previous.and_then(|p| p.conditions.as_deref()).unwrap_or(&[]);
     let conditions = finalize(&[v.accepted.clone(), programmed], v.generation, prev_conds, now);
+    // One status per listener name the CRD accepts, at most 64: listeners with invalid or
+    // repeated names are rejected by translation (see `listeners::validate`) and only show in
+    // the Gateway's Accepted message, since status.listeners could not hold them.
+    let mut named = std::collections::BTreeSet::new();
     let listeners = v
         .listeners
         .iter()
+        .filter(|l| valid_section_name(&l.name) && named.insert(l.name.as_str()))
+        .take(MAX_LISTENER_STATUSES)
         .map(|l| {
             let programmed = if !l.programmable || !v.accepted.status {
                 Cond::no(kind::PROGRAMMED, reason::INVALID, "Listener is not valid")
@@ -89,9 +99,13 @@ pub fn gateway_status(v: &GatewayVerdict, prov: &Provisioning, previous: Option<
         })
         .collect();
     let addresses = match prov {
+        // The CRD holds at most 16 addresses and rejects the whole status write beyond that; a
+        // provider can have more (aws-lattice: one DNS name per attached route's service), so
+        // the first 16 are reported. Found by the ground benchmark (1 Gateway, 100 routes).
         Provisioning::Ready { addresses } | Provisioning::ReadyPerRoute { addresses } if v.accepted.status && !addresses.is_empty() => Some(
             addresses
                 .iter()
+                .take(MAX_STATUS_ADDRESSES)
                 .map(|a| GatewayStatusAddresses { r#type: Some(a.type_.clone()), value: a.value.clone() })
                 .collect(),
         ),
@@ -275,6 +289,30 @@ fn normalised(entries: &[serde_json::Value]) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+    use crate::conditions::Cond;
+    use crate::model::ObjKey;
+
+    #[test]
+    fn at_most_16_addresses_are_reported() {
+        let v = GatewayVerdict {
+            key: ObjKey::new("ns", "gw"),
+            generation: Some(1),
+            accepted: Cond::yes(kind::ACCEPTED, reason::ACCEPTED, "ok"),
+            listeners: Vec::new(),
+        };
+        let addresses: Vec<StatusAddress> =
+            (0..100).map(|i| StatusAddress { type_: "Hostname".into(), value: format!("svc-{i}.lattice.example.com") }).collect();
+        let now = Time("2026-01-01T00:00:00Z".parse().unwrap());
+        let st = gateway_status(&v, &Provisioning::Ready { addresses }, None, &now);
+        let got = st.addresses.unwrap();
+        assert_eq!(got.len(), 16);
+        assert_eq!(got[0].value, "svc-0.lattice.example.com");
+    }
 }
 
 #[cfg(test)]
