@@ -175,7 +175,7 @@ pub fn build(args: &PlanArgs, world: &World, mut warnings: Vec<String>) -> anyho
 
 /// GatewayClass parameters are not read by this build: a class that names parameters is
 /// reported rather than silently planned with defaults.
-fn parameters_ok(c: &gateway_api::experimental::gatewayclasses::GatewayClass) -> Result<(), String> {
+pub(crate) fn parameters_ok(c: &gateway_api::experimental::gatewayclasses::GatewayClass) -> Result<(), String> {
     match &c.spec.parameters_ref {
         None => Ok(()),
         // The controller resolves parameters (class_params); a plan is made from the flags given
