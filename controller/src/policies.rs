@@ -5,7 +5,7 @@
 //! reason `Conflicted` (an older policy wins) or `Invalid` (the Gateway's provider cannot apply
 //! the settings, e.g. gRPC checks on Lattice). Pure over the index; the write is in `reconcile`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cloudgate_crds::common::{Condition, ConditionStatus, ParentReference, PolicyAncestorStatus, PolicyStatus, GATEWAY_API_GROUP};
@@ -71,8 +71,16 @@ pub fn for_gateway(ix: &Index, gateway: &ObjKey, provider: &str) -> BTreeMap<Obj
 }
 
 /// What one ancestor's Accepted condition says.
-fn verdict(ix: &Index, args: &ControllerArgs, key: &ObjKey, policy: &HealthCheckPolicy, gateway: &ObjKey, won: &BTreeMap<ObjKey, ObjKey>) -> (bool, &'static str, String) {
-    let used = ix.services_of(gateway);
+/// `used`: the Services `gateway`'s routes send to.
+fn verdict(
+    ix: &Index,
+    args: &ControllerArgs,
+    key: &ObjKey,
+    policy: &HealthCheckPolicy,
+    gateway: &ObjKey,
+    used: &BTreeSet<ObjKey>,
+    won: &BTreeMap<ObjKey, ObjKey>,
+) -> (bool, &'static str, String) {
     let targets: Vec<ObjKey> = policy.spec.target_refs.iter().map(|r| ObjKey::new(&key.namespace, &r.name)).filter(|s| used.contains(s)).collect();
     if let Some((svc, other)) = targets.iter().find_map(|s| won.get(s).filter(|w| *w != key).map(|w| (s, w))) {
         return (false, "Conflicted", format!("Service {svc} is also targeted by HealthCheckPolicy {other}, which is older and applies"));
@@ -101,8 +109,13 @@ pub fn status(ix: &Index, args: &ControllerArgs, key: &ObjKey, now: &str) -> Opt
     let mut ancestors: Vec<PolicyAncestorStatus> = previous.ancestors.iter().filter(|a| a.controller_name != args.controller_name).cloned().collect();
     for (gw_key, gw) in &ix.world.gateways {
         let ours = ix.world.classes.get(&gw.spec.gateway_class_name).is_some_and(|c| c.spec.controller_name == args.controller_name);
-        let targets_used = policy.spec.target_refs.iter().any(|r| ix.services_of(gw_key).contains(&ObjKey::new(&key.namespace, &r.name)));
-        if !ours || !targets_used || gw.metadata.deletion_timestamp.is_some() {
+        if !ours || gw.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        // What the Gateway's routes send to, computed once per Gateway: this runs for every
+        // policy whenever a Gateway, route or class changes.
+        let used = ix.services_of(gw_key);
+        if !policy.spec.target_refs.iter().any(|r| used.contains(&ObjKey::new(&key.namespace, &r.name))) {
             continue;
         }
         let ancestor_ref = ParentReference {
@@ -113,7 +126,7 @@ pub fn status(ix: &Index, args: &ControllerArgs, key: &ObjKey, now: &str) -> Opt
             section_name: None,
             port: None,
         };
-        let (ok, reason, message) = verdict(ix, args, key, policy, gw_key, &won);
+        let (ok, reason, message) = verdict(ix, args, key, policy, gw_key, &used, &won);
         let status = if ok { ConditionStatus::True } else { ConditionStatus::False };
         // The transition time moves only when the status does.
         let since = previous
