@@ -201,8 +201,16 @@ EOF
   # No status halves after a broken main pass (e.g. its setup failed): they would break alike.
   if tally "$p" "$OUT/suite-$p.log" && [[ -z ${CLOUDGATE_CONFORMANCE_ARGS:-} ]]; then
     log "$p: running the status halves of status-halves.txt (traffic subtests skipped)"
-    suite_pass "$OUT/status-halves-$p.log" "${common[@]}" -status-halves "$HERE/status-halves.txt" \
-      -test.skip '^TestConformance$/./(?i)(request|connection)'
+    local halves=("${common[@]}" -status-halves "$HERE/status-halves.txt" -test.skip '^TestConformance$/./(?i)(request|connection)')
+    suite_pass "$OUT/status-halves-$p.log" "${halves[@]}"
+    # The suite re-applies its base manifests with get-then-update; the controller writing a
+    # Gateway's metadata in between makes that update 409 and the whole pass stop in setup.
+    # That is the suite's race, not a result: such a pass is run once more.
+    if grep -q 'Test Setup: Applying base manifests' "$OUT/status-halves-$p.log" && grep -q 'the object has been modified' "$OUT/status-halves-$p.log" \
+      && ! grep -qE '^[0-9]+ passed, ' "$OUT/status-halves-$p.log"; then
+      log "$p: the status halves' setup lost an update race (409); running them once more"
+      suite_pass "$OUT/status-halves-$p.log" "${halves[@]}"
+    fi
     tally "$p status halves" "$OUT/status-halves-$p.log"
   fi
   if [[ $p != "${PROVIDERS##* }" ]]; then
