@@ -4,6 +4,8 @@
 //! ownership tags, collision-free names and the diff. No cloud SDK, no async runtime.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod backend;
 pub mod cloud;
 pub mod diff;
 pub mod health;
@@ -39,6 +41,13 @@ pub struct RenderContext {
     /// Health check settings by Service (`namespace/name`), from HealthCheckPolicies the
     /// provider accepted (see [`Provider::health_check_support`]).
     pub health_checks: std::collections::BTreeMap<cloudgate_translate::model::ObjKey, health::HealthCheck>,
+    /// Backend settings by Service, from BackendPolicies the provider accepted (see
+    /// [`Provider::backend_settings_support`]).
+    pub backend_settings: std::collections::BTreeMap<cloudgate_translate::model::ObjKey, backend::BackendSettings>,
+    /// Access logging and auth by target (the Gateway or one of its routes), from
+    /// LatticeAccessLogPolicy / LatticeAuthPolicy; empty unless the provider applies them (see
+    /// [`Provider::access_policy_support`]).
+    pub access: std::collections::BTreeMap<access::AccessTarget, access::AccessSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,5 +82,17 @@ pub trait Provider: Send + Sync {
     /// policy (`Accepted=False`), and the settings are then not passed to `render`.
     fn health_check_support(&self, _hc: &health::HealthCheck) -> Result<(), String> {
         Err(format!("the {} provider does not apply HealthCheckPolicy settings yet", self.name()))
+    }
+
+    /// Whether `render` applies these backend settings; `Err(why)` is reported on the
+    /// BackendPolicy (`Accepted=False`), and the settings are then not passed to `render`.
+    fn backend_settings_support(&self, _s: &backend::BackendSettings) -> Result<(), String> {
+        Err(format!("the {} provider does not apply BackendPolicy settings yet", self.name()))
+    }
+
+    /// Whether `render` applies access log and auth settings (`RenderContext::access`);
+    /// `Err(why)` is reported on the policy.
+    fn access_policy_support(&self, _s: &access::AccessSettings) -> Result<(), String> {
+        Err(format!("access log and auth policies are VPC Lattice features; the {} provider does not apply them", self.name()))
     }
 }
