@@ -211,7 +211,7 @@ async fn worker(
         let span = match &key {
             WorkKey::Gateway(k) => tracing::info_span!("reconcile", gateway = %k, worker = id),
             WorkKey::Class(n) => tracing::info_span!("reconcile", gatewayclass = %n, worker = id),
-            WorkKey::HealthCheckPolicy(k) => tracing::info_span!("reconcile", healthcheckpolicy = %k, worker = id),
+            WorkKey::Policy(kind, k) => tracing::info_span!("reconcile", policy = %k, kind = kind.kind(), worker = id),
         };
         let started = Instant::now();
         let mut lost = leader.clone();
@@ -228,7 +228,7 @@ async fn worker(
         let kind = match key {
             WorkKey::Gateway(_) => "gateway",
             WorkKey::Class(_) => "gatewayclass",
-            WorkKey::HealthCheckPolicy(_) => "healthcheckpolicy",
+            WorkKey::Policy(..) => "policy",
         };
         let outcome = match result {
             Ok(o) => {
@@ -268,7 +268,7 @@ async fn run_one(ctx: &Context, key: &WorkKey) -> Result<Outcome, ReconcileError
     match key {
         WorkKey::Gateway(k) => reconcile::reconcile_gateway(ctx, k).await,
         WorkKey::Class(n) => reconcile::reconcile_class(ctx, n).await,
-        WorkKey::HealthCheckPolicy(k) => reconcile::reconcile_policy(ctx, k).await,
+        WorkKey::Policy(kind, k) => reconcile::reconcile_policy(ctx, *kind, k).await,
     }
 }
 

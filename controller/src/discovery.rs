@@ -90,7 +90,8 @@ pub async fn discover(client: &Client) -> Result<Discovered, DiscoveryError> {
         Err(e) => return Err(e.into()),
     };
     let served = ours.as_ref().map(|g| g.resources_by_stability()).unwrap_or_default();
-    for (w, kind) in [(Watched::ClassParameters, crate::class_params::PARAMETERS_KIND), (Watched::HealthCheckPolicy, "HealthCheckPolicy")] {
+    let policies = crate::policies::PolicyKind::ALL.map(|k| (Watched::Policy(k), k.kind()));
+    for (w, kind) in std::iter::once((Watched::ClassParameters, crate::class_params::PARAMETERS_KIND)).chain(policies) {
         match served.iter().find(|(ar, _)| ar.kind == kind) {
             Some((ar, _)) => {
                 watches.insert(w, ar.clone());

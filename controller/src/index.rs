@@ -23,7 +23,8 @@ use kube::api::DynamicObject;
 use std::sync::Arc;
 
 use cloudgate_crds::parameters::{CloudGatewayParameters, CloudGatewayParametersSpec};
-use cloudgate_crds::HealthCheckPolicy;
+
+use crate::policies::{Policy, PolicyKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -34,8 +35,8 @@ pub enum WorkKey {
     Class(String),
     /// Everything one Gateway owns: cloud resources, its status, its routes' status entries.
     Gateway(ObjKey),
-    /// A HealthCheckPolicy's status (which Gateways it reaches, accepted or why not).
-    HealthCheckPolicy(ObjKey),
+    /// A policy's status (which Gateways it reaches, accepted or why not).
+    Policy(PolicyKind, ObjKey),
 }
 
 impl std::fmt::Display for WorkKey {
@@ -43,7 +44,7 @@ impl std::fmt::Display for WorkKey {
         match self {
             WorkKey::Class(n) => write!(f, "GatewayClass {n}"),
             WorkKey::Gateway(k) => write!(f, "Gateway {k}"),
-            WorkKey::HealthCheckPolicy(k) => write!(f, "HealthCheckPolicy {k}"),
+            WorkKey::Policy(kind, k) => write!(f, "{} {k}", kind.kind()),
         }
     }
 }
@@ -62,8 +63,8 @@ pub enum Watched {
     Namespace,
     /// cloudgate's `CloudGatewayParameters` (GatewayClass parametersRef targets).
     ClassParameters,
-    /// cloudgate's `HealthCheckPolicy` (attached to Services).
-    HealthCheckPolicy,
+    /// cloudgate's policies (see [`crate::policies`]).
+    Policy(PolicyKind),
 }
 
 impl Watched {
@@ -79,7 +80,7 @@ impl Watched {
             Watched::Secret => "Secret",
             Watched::Namespace => "Namespace",
             Watched::ClassParameters => "CloudGatewayParameters",
-            Watched::HealthCheckPolicy => "HealthCheckPolicy",
+            Watched::Policy(k) => k.kind(),
         }
     }
 }
@@ -115,7 +116,8 @@ pub struct Index {
     /// `CloudGatewayParameters` specs by name; `None` while the CRD is not installed (classes
     /// referencing one then say so).
     pub class_parameters: Option<BTreeMap<String, CloudGatewayParametersSpec>>,
-    pub health_policies: BTreeMap<ObjKey, Arc<HealthCheckPolicy>>,
+    /// cloudgate's policies, every kind, by kind and `namespace/name`.
+    pub policies: BTreeMap<(PolicyKind, ObjKey), Arc<Policy>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -282,18 +284,19 @@ impl Index {
                 all.insert(key.name.clone(), p.spec);
                 if changed { self.classes_using(&key.name) } else { Triggers::new() }
             }
-            Watched::HealthCheckPolicy => {
-                let p: HealthCheckPolicy = convert(obj)?;
-                let old = self.health_policies.get(&key).cloned();
-                if old.as_ref().is_some_and(|o| o.spec == p.spec && o.metadata.generation == p.metadata.generation) {
-                    // Only its status changed (ours, most likely): nothing to do.
+            Watched::Policy(kind) => {
+                let p = crate::policies::from_object(kind, obj)?;
+                let old = self.policies.get(&(kind, key.clone())).cloned();
+                if old.as_ref().is_some_and(|o| o.same_spec(&p)) {
+                    // Only its status changed (ours, most likely): remember it, nothing to do.
+                    self.policies.insert((kind, key), Arc::new(p));
                     return Ok(Triggers::new());
                 }
                 let mut t = old.map(|o| self.policy_users(&o)).unwrap_or_default();
                 let p = Arc::new(p);
                 t.extend(self.policy_users(&p));
-                self.health_policies.insert(key.clone(), p);
-                t.insert(WorkKey::HealthCheckPolicy(key));
+                self.policies.insert((kind, key.clone()), p);
+                t.insert(WorkKey::Policy(kind, key));
                 t
             }
         })
@@ -345,7 +348,7 @@ impl Index {
                 self.class_parameters.get_or_insert_with(BTreeMap::new).remove(&key.name);
                 self.classes_using(&key.name)
             }
-            Watched::HealthCheckPolicy => match self.health_policies.remove(key) {
+            Watched::Policy(kind) => match self.policies.remove(&(kind, key.clone())) {
                 Some(p) => self.policy_users(&p),
                 None => Triggers::new(),
             },
@@ -444,16 +447,16 @@ impl Index {
         t
     }
 
-    /// The Gateways sending to a Service `p` targets (their health checks change with it).
-    fn policy_users(&self, p: &HealthCheckPolicy) -> Triggers {
-        let ns = p.metadata.namespace.clone().unwrap_or_default();
-        p.spec.target_refs.iter().flat_map(|r| self.users_of(&self.service_users, &ObjKey::new(&ns, &r.name))).collect()
+    /// The Gateways whose render `p` feeds (they re-render when it changes).
+    fn policy_users(&self, p: &Policy) -> Triggers {
+        let users = |s: &ObjKey| self.service_users.get(s).map(|u| u.iter().cloned().collect()).unwrap_or_default();
+        gateways(crate::policies::gateways_reached(self, p, users))
     }
 
-    /// Every HealthCheckPolicy: which Gateways a policy reaches changes with Gateways, routes
-    /// and classes, so their changes re-check every policy's status (there are few).
+    /// Every policy: which Gateways a policy reaches changes with Gateways, routes and classes,
+    /// so their changes re-check every policy's status (there are few).
     pub fn all_policies(&self) -> Triggers {
-        self.health_policies.keys().map(|k| WorkKey::HealthCheckPolicy(k.clone())).collect()
+        self.policies.keys().map(|(kind, k)| WorkKey::Policy(*kind, k.clone())).collect()
     }
 
     /// The classes whose parametersRef names CloudGatewayParameters `name`, and their Gateways.

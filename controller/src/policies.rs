@@ -1,21 +1,190 @@
-//! HealthCheckPolicy: a GEP-713 direct policy on Services. This module decides which policy
-//! applies to a Service (the oldest, when several target it), turns it into the provider-neutral
-//! [`HealthCheck`] renderers read, and computes the policy's status: one ancestor entry per
-//! Gateway of ours whose routes send to a targeted Service, `Accepted=True`, or `False` with
-//! reason `Conflicted` (an older policy wins) or `Invalid` (the Gateway's provider cannot apply
-//! the settings, e.g. gRPC checks on Lattice). Pure over the index; the write is in `reconcile`.
+//! cloudgate's GEP-713 direct policies, one module for all four kinds:
+//!
+//! | kind                     | targets                        | becomes (in `RenderContext`)   |
+//! |--------------------------|--------------------------------|--------------------------------|
+//! | `HealthCheckPolicy`      | Services                       | `health_checks` by Service     |
+//! | `BackendPolicy`          | Services                       | `backend_settings` by Service  |
+//! | `LatticeAccessLogPolicy` | Gateways, HTTPRoutes, GRPCRoutes | `access` by Gateway or route |
+//! | `LatticeAuthPolicy`      | Gateways, HTTPRoutes, GRPCRoutes | `access` by Gateway or route |
+//!
+//! This module decides which policy of a kind applies to a target (the oldest, when several
+//! target it), turns it into the provider-neutral settings renderers read, and computes the
+//! policy's status: one ancestor entry per Gateway of ours the policy reaches, `Accepted=True`,
+//! or `False` with reason `Conflicted` (an older policy of the same kind wins) or `Invalid` (the
+//! Gateway's provider cannot apply the settings, e.g. gRPC health checks on Lattice, or an auth
+//! policy on an ALB). Pure over the index; the write is in `reconcile`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use cloudgate_crds::common::{Condition, ConditionStatus, ParentReference, PolicyAncestorStatus, PolicyStatus, GATEWAY_API_GROUP};
-use cloudgate_crds::{HealthCheckPolicy, HealthCheckPolicySpec, HealthCheckProtocol as CrdProtocol};
+use cloudgate_crds::common::{Condition, ConditionStatus, LocalPolicyTargetReference, ParentReference, PolicyAncestorStatus, PolicyStatus, GATEWAY_API_GROUP};
+use cloudgate_crds::{BackendPolicy, HealthCheckPolicy, HealthCheckPolicySpec, HealthCheckProtocol as CrdProtocol, LatticeAccessLogPolicy, LatticeAuthPolicy, LatticeAuthType};
+use cloudgate_provider::access::{AccessSettings, AccessTarget, IamAuth};
+use cloudgate_provider::backend::{BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm};
 use cloudgate_provider::health::{HealthCheck, HealthCheckProtocol};
-use cloudgate_translate::model::ObjKey;
+use cloudgate_provider::Provider;
+use cloudgate_translate::model::{ObjKey, RouteKey, RouteKind};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ApiResource, DynamicObject};
+use serde::de::DeserializeOwned;
 
 use crate::class_params;
 use crate::config::ControllerArgs;
 use crate::index::Index;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyKind {
+    HealthCheck,
+    Backend,
+    AccessLog,
+    Auth,
+}
+
+impl PolicyKind {
+    pub const ALL: [PolicyKind; 4] = [PolicyKind::HealthCheck, PolicyKind::Backend, PolicyKind::AccessLog, PolicyKind::Auth];
+
+    /// The CRD kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            PolicyKind::HealthCheck => "HealthCheckPolicy",
+            PolicyKind::Backend => "BackendPolicy",
+            PolicyKind::AccessLog => "LatticeAccessLogPolicy",
+            PolicyKind::Auth => "LatticeAuthPolicy",
+        }
+    }
+
+    pub fn api_resource(self) -> ApiResource {
+        match self {
+            PolicyKind::HealthCheck => ApiResource::erase::<HealthCheckPolicy>(&()),
+            PolicyKind::Backend => ApiResource::erase::<BackendPolicy>(&()),
+            PolicyKind::AccessLog => ApiResource::erase::<LatticeAccessLogPolicy>(&()),
+            PolicyKind::Auth => ApiResource::erase::<LatticeAuthPolicy>(&()),
+        }
+    }
+}
+
+/// What a policy's `targetRefs` entry points at.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Service(ObjKey),
+    Gateway(ObjKey),
+    Route(RouteKey),
+}
+
+fn target(ns: &str, r: &LocalPolicyTargetReference) -> Option<Target> {
+    match (r.group.as_str(), r.kind.as_str()) {
+        ("", "Service") => Some(Target::Service(ObjKey::new(ns, &r.name))),
+        (GATEWAY_API_GROUP, "Gateway") => Some(Target::Gateway(ObjKey::new(ns, &r.name))),
+        (GATEWAY_API_GROUP, "HTTPRoute" | "GRPCRoute") => {
+            let kind = RouteKind::from_kind(&r.kind)?;
+            Some(Target::Route(RouteKey { kind, namespace: ns.to_string(), name: r.name.clone() }))
+        }
+        _ => None,
+    }
+}
+
+/// A policy's settings in provider-neutral terms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Settings {
+    HealthCheck(HealthCheck),
+    Backend(BackendSettings),
+    /// Access log destination ARN.
+    AccessLog(String),
+    /// `None`: auth type NONE.
+    Auth(Option<IamAuth>),
+}
+
+impl Settings {
+    /// The part of a target's access settings this policy sets (for the support check).
+    fn access(&self) -> Option<AccessSettings> {
+        match self {
+            Settings::AccessLog(d) => Some(AccessSettings { access_log_destination: Some(d.clone()), auth: None }),
+            Settings::Auth(a) => Some(AccessSettings { access_log_destination: None, auth: a.clone() }),
+            _ => None,
+        }
+    }
+
+    /// Whether `p` applies these settings, and why not.
+    fn support(&self, p: &dyn Provider) -> Result<(), String> {
+        match self {
+            Settings::HealthCheck(hc) => p.health_check_support(hc),
+            Settings::Backend(b) => p.backend_settings_support(b),
+            Settings::AccessLog(_) | Settings::Auth(_) => self.access().map_or(Ok(()), |a| p.access_policy_support(&a)),
+        }
+    }
+}
+
+/// One policy as the index keeps it: what the status and the renderers need, whatever its kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub kind: PolicyKind,
+    pub key: ObjKey,
+    pub created: Option<Time>,
+    pub generation: Option<i64>,
+    pub targets: Vec<Target>,
+    pub settings: Settings,
+    pub status: Option<PolicyStatus>,
+}
+
+impl Policy {
+    /// Whether `other` differs in anything but its status.
+    pub fn same_spec(&self, other: &Policy) -> bool {
+        self.targets == other.targets && self.settings == other.settings && self.generation == other.generation
+    }
+}
+
+fn convert<T: DeserializeOwned>(obj: &DynamicObject) -> Result<T, String> {
+    serde_json::to_value(obj).and_then(serde_json::from_value).map_err(|e| e.to_string())
+}
+
+/// Reads a watched policy object of `kind`. Objects the CRD schema would refuse but an older
+/// apiserver kept fail here with the reason, and are skipped by the watch.
+pub fn from_object(kind: PolicyKind, obj: &DynamicObject) -> Result<Policy, String> {
+    let (meta, refs, settings, status) = match kind {
+        PolicyKind::HealthCheck => {
+            let p: HealthCheckPolicy = convert(obj)?;
+            let s = Settings::HealthCheck(health_check(&p.spec));
+            (p.metadata, p.spec.target_refs, s, p.status)
+        }
+        PolicyKind::Backend => {
+            let p: BackendPolicy = convert(obj)?;
+            let positive = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
+            let s = Settings::Backend(BackendSettings {
+                protocol_version: p.spec.protocol_version.map(|v| match v {
+                    cloudgate_crds::BackendProtocolVersion::HTTP1 => BackendProtocolVersion::Http1,
+                    cloudgate_crds::BackendProtocolVersion::HTTP2 => BackendProtocolVersion::Http2,
+                    cloudgate_crds::BackendProtocolVersion::GRPC => BackendProtocolVersion::Grpc,
+                }),
+                deregistration_delay_seconds: positive(p.spec.deregistration_delay_seconds),
+                slow_start_seconds: positive(p.spec.slow_start_seconds),
+                algorithm: p.spec.algorithm.map(|a| match a {
+                    cloudgate_crds::LoadBalancingAlgorithm::RoundRobin => LoadBalancingAlgorithm::RoundRobin,
+                    cloudgate_crds::LoadBalancingAlgorithm::LeastRequest => LoadBalancingAlgorithm::LeastRequest,
+                    cloudgate_crds::LoadBalancingAlgorithm::Random => LoadBalancingAlgorithm::Random,
+                }),
+            });
+            (p.metadata, p.spec.target_refs, s, p.status)
+        }
+        PolicyKind::AccessLog => {
+            let p: LatticeAccessLogPolicy = convert(obj)?;
+            (p.metadata, p.spec.target_refs, Settings::AccessLog(p.spec.destination_arn), p.status)
+        }
+        PolicyKind::Auth => {
+            let p: LatticeAuthPolicy = convert(obj)?;
+            let auth = match p.spec.auth_type {
+                LatticeAuthType::AwsIam => Some(IamAuth { policy: p.spec.policy }),
+                LatticeAuthType::None => None,
+            };
+            (p.metadata, p.spec.target_refs, Settings::Auth(auth), p.status)
+        }
+    };
+    let key = ObjKey::new(meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+    // Only the target kinds the policy's kind takes (its CRD refuses the others; an older
+    // apiserver may have stored them anyway).
+    let on_services = matches!(kind, PolicyKind::HealthCheck | PolicyKind::Backend);
+    let targets = refs.iter().filter_map(|r| target(&key.namespace, r)).filter(|t| matches!(t, Target::Service(_)) == on_services).collect();
+    Ok(Policy { kind, key, created: meta.creation_timestamp, generation: meta.generation, targets, settings, status })
+}
 
 pub fn health_check(spec: &HealthCheckPolicySpec) -> HealthCheck {
     let positive = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
@@ -38,84 +207,143 @@ pub fn health_check(spec: &HealthCheckPolicySpec) -> HealthCheck {
     }
 }
 
-/// For each targeted Service, the policy that applies: the oldest (creationTimestamp, then
+/// For each target, the policy of `kind` that applies: the oldest (creationTimestamp, then
 /// namespace/name), as GEP-713 resolves conflicts.
-pub fn winners(policies: &BTreeMap<ObjKey, Arc<HealthCheckPolicy>>) -> BTreeMap<ObjKey, ObjKey> {
-    let mut ordered: Vec<(&ObjKey, &Arc<HealthCheckPolicy>)> = policies.iter().collect();
-    ordered.sort_by_key(|(k, p)| (p.metadata.creation_timestamp.as_ref().map(|t| t.0), (*k).clone()));
+pub fn winners(policies: &BTreeMap<(PolicyKind, ObjKey), Arc<Policy>>, kind: PolicyKind) -> BTreeMap<Target, ObjKey> {
+    let mut ordered: Vec<&Arc<Policy>> = policies.range((kind, ObjKey::new("", ""))..).take_while(|((k, _), _)| *k == kind).map(|(_, p)| p).collect();
+    ordered.sort_by_key(|p| (p.created.as_ref().map(|t| t.0), p.key.clone()));
     let mut out = BTreeMap::new();
-    for (key, p) in ordered {
-        for r in p.spec.target_refs.iter().filter(|r| r.group.is_empty() && r.kind == "Service") {
-            out.entry(ObjKey::new(&key.namespace, &r.name)).or_insert_with(|| key.clone());
+    for p in ordered {
+        for t in &p.targets {
+            out.entry(t.clone()).or_insert_with(|| p.key.clone());
         }
     }
     out
 }
 
-/// The health checks `gateway`'s Services get from winning policies whose settings `provider`
-/// supports (the others are reported on the policy and left out).
-pub fn for_gateway(ix: &Index, gateway: &ObjKey, provider: &str) -> BTreeMap<ObjKey, HealthCheck> {
-    if ix.health_policies.is_empty() {
-        return BTreeMap::new();
-    }
-    let Some(p) = crate::providers::by_name(provider) else { return BTreeMap::new() };
-    let won = winners(&ix.health_policies);
-    ix.services_of(gateway)
-        .into_iter()
-        .filter_map(|svc| {
-            let policy = ix.health_policies.get(won.get(&svc)?)?;
-            let hc = health_check(&policy.spec);
-            p.health_check_support(&hc).ok().map(|()| (svc, hc))
-        })
+/// What the policies give one Gateway's render, limited to what its provider applies (the rest
+/// is reported on the policies and left out).
+#[derive(Debug, Default, PartialEq)]
+pub struct ForGateway {
+    pub health_checks: BTreeMap<ObjKey, HealthCheck>,
+    pub backend_settings: BTreeMap<ObjKey, BackendSettings>,
+    pub access: BTreeMap<AccessTarget, AccessSettings>,
+}
+
+/// The routes of ours attached to `gateway` that a policy can target, by the key they have as
+/// an access target.
+fn attached_routes(ix: &Index, gateway: &ObjKey) -> Vec<RouteKey> {
+    ix.world
+        .routes
+        .iter()
+        .filter(|(rk, r)| matches!(rk.kind, RouteKind::Http | RouteKind::Grpc) && r.parent_refs.iter().any(|p| p.gateway(&rk.namespace).as_ref() == Some(gateway)))
+        .map(|(rk, _)| rk.clone())
         .collect()
 }
 
-/// What one ancestor's Accepted condition says.
-/// `used`: the Services `gateway`'s routes send to.
-fn verdict(
-    ix: &Index,
-    args: &ControllerArgs,
-    key: &ObjKey,
-    policy: &HealthCheckPolicy,
-    gateway: &ObjKey,
-    used: &BTreeSet<ObjKey>,
-    won: &BTreeMap<ObjKey, ObjKey>,
-) -> (bool, &'static str, String) {
-    let targets: Vec<ObjKey> = policy.spec.target_refs.iter().map(|r| ObjKey::new(&key.namespace, &r.name)).filter(|s| used.contains(s)).collect();
-    if let Some((svc, other)) = targets.iter().find_map(|s| won.get(s).filter(|w| *w != key).map(|w| (s, w))) {
-        return (false, "Conflicted", format!("Service {svc} is also targeted by HealthCheckPolicy {other}, which is older and applies"));
+/// `adopted_network`: the Gateway joins a service network its class adopts, whose auth belongs
+/// to its owner (a Gateway auth policy is then reported, not applied).
+pub fn for_gateway(ix: &Index, gateway: &ObjKey, provider: &str, adopted_network: bool) -> ForGateway {
+    let mut out = ForGateway::default();
+    if ix.policies.is_empty() {
+        return out;
+    }
+    let Some(p) = crate::providers::by_name(provider) else { return out };
+    let won: BTreeMap<PolicyKind, BTreeMap<Target, ObjKey>> = PolicyKind::ALL.iter().map(|k| (*k, winners(&ix.policies, *k))).collect();
+    let applied = |kind: PolicyKind, t: &Target| -> Option<&Policy> {
+        let policy = ix.policies.get(&(kind, won.get(&kind)?.get(t)?.clone()))?;
+        policy.settings.support(&*p).ok().map(|()| policy.as_ref())
+    };
+    for svc in ix.services_of(gateway) {
+        let t = Target::Service(svc.clone());
+        if let Some(Settings::HealthCheck(hc)) = applied(PolicyKind::HealthCheck, &t).map(|p| &p.settings) {
+            out.health_checks.insert(svc.clone(), hc.clone());
+        }
+        if let Some(Settings::Backend(b)) = applied(PolicyKind::Backend, &t).map(|p| &p.settings) {
+            out.backend_settings.insert(svc, b.clone());
+        }
+    }
+    let access_targets = std::iter::once((Target::Gateway(gateway.clone()), AccessTarget::Gateway))
+        .chain(attached_routes(ix, gateway).into_iter().map(|rk| (Target::Route(rk.clone()), AccessTarget::Route(rk))));
+    for (t, at) in access_targets {
+        let mut s = AccessSettings::default();
+        if let Some(Settings::AccessLog(d)) = applied(PolicyKind::AccessLog, &t).map(|p| &p.settings) {
+            s.access_log_destination = Some(d.clone());
+        }
+        if let Some(Settings::Auth(a)) = applied(PolicyKind::Auth, &t).map(|p| &p.settings) {
+            if !(adopted_network && at == AccessTarget::Gateway) {
+                s.auth = a.clone();
+            }
+        }
+        if s != AccessSettings::default() {
+            out.access.insert(at, s);
+        }
+    }
+    out
+}
+
+/// The targets of `policy` that `gateway` carries.
+fn reached(ix: &Index, policy: &Policy, gateway: &ObjKey, services: &BTreeSet<ObjKey>) -> Vec<Target> {
+    policy
+        .targets
+        .iter()
+        .filter(|t| match t {
+            Target::Service(s) => services.contains(s),
+            Target::Gateway(g) => g == gateway,
+            Target::Route(rk) => ix.world.routes.get(rk).is_some_and(|r| r.parent_refs.iter().any(|p| p.gateway(&rk.namespace).as_ref() == Some(gateway))),
+        })
+        .cloned()
+        .collect()
+}
+
+/// What one ancestor's Accepted condition says, for a policy reaching `targets` on `gateway`.
+fn verdict(ix: &Index, args: &ControllerArgs, policy: &Policy, gateway: &ObjKey, targets: &[Target], won: &BTreeMap<Target, ObjKey>) -> (bool, &'static str, String) {
+    let kind = policy.kind.kind();
+    if let Some((t, other)) = targets.iter().find_map(|t| won.get(t).filter(|w| **w != policy.key).map(|w| (t, w))) {
+        let what = match t {
+            Target::Service(s) => format!("Service {s}"),
+            Target::Gateway(g) => format!("Gateway {g}"),
+            Target::Route(r) => r.to_string(),
+        };
+        return (false, "Conflicted", format!("{what} is also targeted by {kind} {other}, which is older and applies"));
     }
     let class = ix.world.gateways.get(gateway).and_then(|g| ix.world.classes.get(&g.spec.gateway_class_name));
     let settings = match class {
         Some(c) => class_params::resolve(args, c, ix.class_parameters.as_ref()),
         None => Err("the Gateway's class is not found".into()),
     };
-    let provider = match settings {
-        Ok(s) => s.backend.provider,
+    let (provider, adopted) = match settings {
+        Ok(s) => (s.backend.provider, s.render.service_network),
         Err(why) => return (false, "Invalid", format!("Gateway {gateway} cannot be provisioned: {why}")),
     };
+    if let (PolicyKind::Auth, Some(sn), true) = (policy.kind, &adopted, targets.contains(&Target::Gateway(gateway.clone()))) {
+        let why = format!("Gateway {gateway} joins service network {sn}, which its class adopts: its auth type and policy belong to its owner; target the routes instead");
+        return (false, "Invalid", why);
+    }
     let Some(p) = crate::providers::by_name(provider) else { return (false, "Invalid", format!("unknown provider {provider}")) };
-    match p.health_check_support(&health_check(&policy.spec)) {
-        Ok(()) => (true, "Accepted", format!("Applied to the {provider} health checks of Gateway {gateway}")),
+    match policy.settings.support(&*p) {
+        Ok(()) => (true, "Accepted", format!("Applied by the {provider} provider on Gateway {gateway}")),
         Err(why) => (false, "Invalid", why),
     }
 }
 
 /// The policy's status as cloudgate sees it; entries of other controllers are kept as they are.
-pub fn status(ix: &Index, args: &ControllerArgs, key: &ObjKey, now: &str) -> Option<PolicyStatus> {
-    let policy = ix.health_policies.get(key)?;
-    let won = winners(&ix.health_policies);
+pub fn status(ix: &Index, args: &ControllerArgs, kind: PolicyKind, key: &ObjKey, now: &str) -> Option<PolicyStatus> {
+    let policy = ix.policies.get(&(kind, key.clone()))?;
+    let won = winners(&ix.policies, kind);
     let previous = policy.status.clone().unwrap_or_default();
     let mut ancestors: Vec<PolicyAncestorStatus> = previous.ancestors.iter().filter(|a| a.controller_name != args.controller_name).cloned().collect();
+    let needs_services = policy.targets.iter().any(|t| matches!(t, Target::Service(_)));
     for (gw_key, gw) in &ix.world.gateways {
         let ours = ix.world.classes.get(&gw.spec.gateway_class_name).is_some_and(|c| c.spec.controller_name == args.controller_name);
         if !ours || gw.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        // What the Gateway's routes send to, computed once per Gateway: this runs for every
-        // policy whenever a Gateway, route or class changes.
-        let used = ix.services_of(gw_key);
-        if !policy.spec.target_refs.iter().any(|r| used.contains(&ObjKey::new(&key.namespace, &r.name))) {
+        // What the Gateway's routes send to, computed once per Gateway and only for policies
+        // on Services: this runs for every policy whenever a Gateway, route or class changes.
+        let services = if needs_services { ix.services_of(gw_key) } else { BTreeSet::new() };
+        let targets = reached(ix, policy, gw_key, &services);
+        if targets.is_empty() {
             continue;
         }
         let ancestor_ref = ParentReference {
@@ -126,7 +354,7 @@ pub fn status(ix: &Index, args: &ControllerArgs, key: &ObjKey, now: &str) -> Opt
             section_name: None,
             port: None,
         };
-        let (ok, reason, message) = verdict(ix, args, key, policy, gw_key, &used, &won);
+        let (ok, reason, message) = verdict(ix, args, policy, gw_key, &targets, &won);
         let status = if ok { ConditionStatus::True } else { ConditionStatus::False };
         // The transition time moves only when the status does.
         let since = previous
@@ -143,7 +371,7 @@ pub fn status(ix: &Index, args: &ControllerArgs, key: &ObjKey, now: &str) -> Opt
             conditions: vec![Condition {
                 r#type: "Accepted".into(),
                 status,
-                observed_generation: policy.metadata.generation,
+                observed_generation: policy.generation,
                 last_transition_time: since,
                 reason: reason.into(),
                 message,
@@ -153,6 +381,25 @@ pub fn status(ix: &Index, args: &ControllerArgs, key: &ObjKey, now: &str) -> Opt
     // GEP-713 caps ancestors at 16 per policy.
     ancestors.truncate(16);
     Some(PolicyStatus { ancestors })
+}
+
+/// The Gateways whose render a policy's targets feed, given who sends to which Service.
+pub fn gateways_reached(ix: &Index, p: &Policy, service_users: impl Fn(&ObjKey) -> Vec<ObjKey>) -> BTreeSet<ObjKey> {
+    let mut out = BTreeSet::new();
+    for t in &p.targets {
+        match t {
+            Target::Service(s) => out.extend(service_users(s)),
+            Target::Gateway(g) => {
+                out.insert(g.clone());
+            }
+            Target::Route(rk) => {
+                if let Some(r) = ix.world.routes.get(rk) {
+                    out.extend(r.parent_refs.iter().filter_map(|p| p.gateway(&rk.namespace)));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -177,9 +424,13 @@ mod tests {
         T::try_parse_from(["x", "--cluster-id", "c1", "--provider", provider, "--vpc-id", "vpc-1", "--subnets", "s-a,s-b", "--gcp-project", "proj-1"]).unwrap().a
     }
 
-    fn policy(name: &str, created: &str, spec: serde_json::Value) -> DynamicObject {
-        obj(json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": "HealthCheckPolicy",
+    fn policy(kind: PolicyKind, name: &str, created: &str, spec: serde_json::Value) -> DynamicObject {
+        obj(json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": kind.kind(),
             "metadata": {"name": name, "namespace": "apps", "generation": 2, "creationTimestamp": created}, "spec": spec}))
+    }
+
+    fn hc(name: &str, created: &str, spec: serde_json::Value) -> DynamicObject {
+        policy(PolicyKind::HealthCheck, name, created, spec)
     }
 
     fn index() -> Index {
@@ -189,49 +440,112 @@ mod tests {
         ix.apply(Watched::Gateway, &obj(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
             "metadata": {"name": "gw", "namespace": "apps"},
             "spec": {"gatewayClassName": "cg", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}))).unwrap();
-        ix.apply(Watched::Route(cloudgate_translate::model::RouteKind::Http), &obj(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        ix.apply(Watched::Route(RouteKind::Http), &obj(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
             "metadata": {"name": "web", "namespace": "apps"},
             "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}))).unwrap();
         ix
     }
 
+    fn key(name: &str) -> ObjKey {
+        ObjKey::new("apps", name)
+    }
+
+    fn accepted(s: &PolicyStatus) -> (ConditionStatus, &str, &str) {
+        let c = &s.ancestors[0].conditions[0];
+        (c.status, c.reason.as_str(), c.message.as_str())
+    }
+
     #[test]
     fn the_oldest_policy_applies_and_the_newer_one_says_it_conflicts() {
         let mut ix = index();
-        ix.apply(Watched::HealthCheckPolicy, &policy("new", "2026-02-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}], "path": "/new"}))).unwrap();
-        ix.apply(Watched::HealthCheckPolicy, &policy("old", "2026-01-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}], "path": "/old", "intervalSeconds": 10}))).unwrap();
+        ix.apply(Watched::Policy(PolicyKind::HealthCheck), &hc("new", "2026-02-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}], "path": "/new"}))).unwrap();
+        ix.apply(Watched::Policy(PolicyKind::HealthCheck), &hc("old", "2026-01-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}], "path": "/old", "intervalSeconds": 10}))).unwrap();
         let a = args("aws-lattice");
-        let hcs = for_gateway(&ix, &ObjKey::new("apps", "gw"), "aws-lattice");
-        assert_eq!(hcs[&ObjKey::new("apps", "web")].path.as_deref(), Some("/old"));
-        assert_eq!(hcs[&ObjKey::new("apps", "web")].interval_seconds, Some(10));
+        let hcs = for_gateway(&ix, &key("gw"), "aws-lattice", false).health_checks;
+        assert_eq!(hcs[&key("web")].path.as_deref(), Some("/old"));
+        assert_eq!(hcs[&key("web")].interval_seconds, Some(10));
 
-        let old = status(&ix, &a, &ObjKey::new("apps", "old"), "2026-03-01T00:00:00Z").unwrap();
+        let old = status(&ix, &a, PolicyKind::HealthCheck, &key("old"), "2026-03-01T00:00:00Z").unwrap();
         let [entry] = old.ancestors.as_slice() else { panic!("{old:?}") };
         assert_eq!(entry.ancestor_ref.name, "gw");
         assert_eq!((entry.conditions[0].status, entry.conditions[0].reason.as_str()), (ConditionStatus::True, "Accepted"));
         assert_eq!(entry.conditions[0].observed_generation, Some(2));
-        let new = status(&ix, &a, &ObjKey::new("apps", "new"), "2026-03-01T00:00:00Z").unwrap();
-        assert_eq!((new.ancestors[0].conditions[0].status, new.ancestors[0].conditions[0].reason.as_str()), (ConditionStatus::False, "Conflicted"));
+        let new = status(&ix, &a, PolicyKind::HealthCheck, &key("new"), "2026-03-01T00:00:00Z").unwrap();
+        assert_eq!(accepted(&new).0, ConditionStatus::False);
+        assert_eq!(accepted(&new).1, "Conflicted");
     }
 
     #[test]
     fn settings_the_provider_cannot_apply_are_invalid_and_left_out() {
         let mut ix = index();
-        ix.apply(Watched::HealthCheckPolicy, &policy("grpc", "2026-01-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}], "protocol": "GRPC"}))).unwrap();
-        let s = status(&ix, &args("aws-lattice"), &ObjKey::new("apps", "grpc"), "2026-03-01T00:00:00Z").unwrap();
-        let c = &s.ancestors[0].conditions[0];
-        assert_eq!((c.status, c.reason.as_str()), (ConditionStatus::False, "Invalid"));
-        assert!(c.message.contains("not gRPC"), "{}", c.message);
-        assert!(for_gateway(&ix, &ObjKey::new("apps", "gw"), "aws-lattice").is_empty());
-        // Providers that do not apply health check policies say so rather than ignore them.
-        let s = status(&ix, &args("gcp"), &ObjKey::new("apps", "grpc"), "2026-03-01T00:00:00Z").unwrap();
-        assert!(s.ancestors[0].conditions[0].message.contains("does not apply"), "{:?}", s.ancestors[0]);
+        ix.apply(Watched::Policy(PolicyKind::HealthCheck), &hc("grpc", "2026-01-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}], "protocol": "GRPC"}))).unwrap();
+        let s = status(&ix, &args("aws-lattice"), PolicyKind::HealthCheck, &key("grpc"), "2026-03-01T00:00:00Z").unwrap();
+        let (st, reason, message) = accepted(&s);
+        assert_eq!((st, reason), (ConditionStatus::False, "Invalid"));
+        assert!(message.contains("not gRPC"), "{message}");
+        assert!(for_gateway(&ix, &key("gw"), "aws-lattice", false).health_checks.is_empty());
     }
 
     #[test]
     fn a_policy_on_a_service_no_gateway_uses_has_no_ancestors() {
         let mut ix = index();
-        ix.apply(Watched::HealthCheckPolicy, &policy("idle", "2026-01-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "unused"}]}))).unwrap();
-        assert!(status(&ix, &args("aws-lattice"), &ObjKey::new("apps", "idle"), "t").unwrap().ancestors.is_empty());
+        ix.apply(Watched::Policy(PolicyKind::HealthCheck), &hc("idle", "2026-01-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "unused"}]}))).unwrap();
+        assert!(status(&ix, &args("aws-lattice"), PolicyKind::HealthCheck, &key("idle"), "t").unwrap().ancestors.is_empty());
+    }
+
+    #[test]
+    fn lattice_policies_reach_the_gateway_and_its_routes_and_merge_per_target() {
+        let mut ix = index();
+        let gw_ref = json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}]);
+        let route_ref = json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "web"}]);
+        ix.apply(Watched::Policy(PolicyKind::AccessLog), &policy(PolicyKind::AccessLog, "logs", "2026-01-01T00:00:00Z",
+            json!({"targetRefs": gw_ref, "destinationArn": "arn:aws:logs:us-west-2:123456789012:log-group:gw"}))).unwrap();
+        ix.apply(Watched::Policy(PolicyKind::Auth), &policy(PolicyKind::Auth, "iam", "2026-01-01T00:00:00Z",
+            json!({"targetRefs": route_ref, "authType": "AWS_IAM", "policy": "{\"Version\":\"2012-10-17\",\"Statement\":[]}"}))).unwrap();
+        ix.apply(Watched::Policy(PolicyKind::Auth), &policy(PolicyKind::Auth, "later", "2026-02-01T00:00:00Z",
+            json!({"targetRefs": route_ref, "authType": "NONE"}))).unwrap();
+
+        let got = for_gateway(&ix, &key("gw"), "aws-lattice", false).access;
+        assert_eq!(got[&AccessTarget::Gateway], AccessSettings { access_log_destination: Some("arn:aws:logs:us-west-2:123456789012:log-group:gw".into()), auth: None });
+        let route = AccessTarget::Route(RouteKey { kind: RouteKind::Http, namespace: "apps".into(), name: "web".into() });
+        assert_eq!(got[&route].auth.as_ref().and_then(|a| a.policy.as_deref()), Some("{\"Version\":\"2012-10-17\",\"Statement\":[]}"));
+        assert_eq!(got.len(), 2);
+
+        let a = args("aws-lattice");
+        assert_eq!(accepted(&status(&ix, &a, PolicyKind::AccessLog, &key("logs"), "t").unwrap()).0, ConditionStatus::True);
+        assert_eq!(accepted(&status(&ix, &a, PolicyKind::Auth, &key("iam"), "t").unwrap()).0, ConditionStatus::True);
+        let later = status(&ix, &a, PolicyKind::Auth, &key("later"), "t").unwrap();
+        assert_eq!((accepted(&later).0, accepted(&later).1), (ConditionStatus::False, "Conflicted"));
+        assert!(accepted(&later).2.contains("LatticeAuthPolicy apps/iam"), "{later:?}");
+
+        // On an ALB the same policies are reported, not applied.
+        assert!(for_gateway(&ix, &key("gw"), "aws-alb", false).access.is_empty());
+        let alb = status(&ix, &args("aws-alb"), PolicyKind::AccessLog, &key("logs"), "t").unwrap();
+        assert_eq!((accepted(&alb).0, accepted(&alb).1), (ConditionStatus::False, "Invalid"));
+        assert!(accepted(&alb).2.contains("VPC Lattice"), "{alb:?}");
+    }
+
+    #[test]
+    fn backend_policies_are_reported_per_provider() {
+        let mut ix = index();
+        ix.apply(Watched::Policy(PolicyKind::Backend), &policy(PolicyKind::Backend, "be", "2026-01-01T00:00:00Z",
+            json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}], "deregistrationDelaySeconds": 30}))).unwrap();
+        let s = status(&ix, &args("gcp"), PolicyKind::Backend, &key("be"), "t").unwrap();
+        assert_eq!(s.ancestors.len(), 1);
+        assert_eq!(s.ancestors[0].ancestor_ref.name, "gw");
+        let p = crate::providers::by_name("gcp").unwrap();
+        let support = p.backend_settings_support(&BackendSettings { deregistration_delay_seconds: Some(30), ..Default::default() });
+        assert_eq!(accepted(&s).0 == ConditionStatus::True, support.is_ok(), "the status follows the provider's answer: {s:?}");
+        assert_eq!(for_gateway(&ix, &key("gw"), "gcp", false).backend_settings.contains_key(&key("web")), support.is_ok());
+    }
+
+    #[test]
+    fn targets_of_other_kinds_are_ignored() {
+        let mut ix = index();
+        // A Service target on an access log policy (the CRD refuses it; an old apiserver may not).
+        ix.apply(Watched::Policy(PolicyKind::AccessLog), &policy(PolicyKind::AccessLog, "odd", "2026-01-01T00:00:00Z",
+            json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}], "destinationArn": "arn:aws:s3:::bucket-name-x"}))).unwrap();
+        assert!(for_gateway(&ix, &key("gw"), "aws-lattice", false).access.is_empty());
+        assert!(status(&ix, &args("aws-lattice"), PolicyKind::AccessLog, &key("odd"), "t").unwrap().ancestors.is_empty());
     }
 }

@@ -120,7 +120,10 @@ impl Context {
             (Some(false), false) => Snapshot::CleanUp { gw, routes: stale_routes(&ix, &[]), why: "class belongs to another controller", settings: placed },
             (Some(true), false) => {
                 let settings = settings.unwrap_or_else(|| Err("no class".into())).map(|mut s| {
-                    s.render.health_checks = policies::for_gateway(&ix, key, s.backend.provider);
+                    let p = policies::for_gateway(&ix, key, s.backend.provider, s.render.service_network.is_some());
+                    s.render.health_checks = p.health_checks;
+                    s.render.backend_settings = p.backend_settings;
+                    s.render.access = p.access;
                     s
                 });
                 // A class whose parameters are unusable still gets its routes checked, against
@@ -567,14 +570,14 @@ pub async fn reconcile_class(ctx: &Context, name: &str) -> Result<Outcome, Recon
     Ok(Outcome::Forget)
 }
 
-/// A HealthCheckPolicy's status: one ancestor entry per Gateway of ours it reaches. Written
-/// (server-side apply of the status) only when it changed.
-pub async fn reconcile_policy(ctx: &Context, key: &ObjKey) -> Result<Outcome, ReconcileError> {
+/// A policy's status: one ancestor entry per Gateway of ours it reaches. Written (server-side
+/// apply of the status) only when it changed.
+pub async fn reconcile_policy(ctx: &Context, kind: policies::PolicyKind, key: &ObjKey) -> Result<Outcome, ReconcileError> {
     let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string();
     let (next, current) = {
         let ix = ctx.index.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(next) = policies::status(&ix, &ctx.args, key, &now) else { return Ok(Outcome::Forget) };
-        (next, ix.health_policies.get(key).and_then(|p| p.status.clone()).unwrap_or_default())
+        let Some(next) = policies::status(&ix, &ctx.args, kind, key, &now) else { return Ok(Outcome::Forget) };
+        (next, ix.policies.get(&(kind, key.clone())).and_then(|p| p.status.clone()).unwrap_or_default())
     };
     if next == current {
         return Ok(Outcome::Forget);
@@ -582,11 +585,12 @@ pub async fn reconcile_policy(ctx: &Context, key: &ObjKey) -> Result<Outcome, Re
     if !*ctx.leader.borrow() {
         return Err(ReconcileError::NotLeader);
     }
-    let api: Api<cloudgate_crds::HealthCheckPolicy> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let body = json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": "HealthCheckPolicy", "status": next});
+    let ar = kind.api_resource();
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ctx.client.clone(), &key.namespace, &ar);
+    let body = json!({"apiVersion": ar.api_version, "kind": ar.kind, "status": next});
     match api.patch_status(&key.name, &PatchParams::apply(crate::status_writer::FIELD_MANAGER).force(), &Patch::Apply(&body)).await {
         Ok(_) => {
-            ctx.metrics.status_written("HealthCheckPolicy");
+            ctx.metrics.status_written(kind.kind());
             Ok(Outcome::Forget)
         }
         Err(e) if is_status(&e, 404) => Ok(Outcome::Forget),

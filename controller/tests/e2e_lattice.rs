@@ -127,10 +127,12 @@ async fn owned_resources(g: &Ground, cluster: &str) -> Result<Vec<String>, Strin
         for a in all!(c.list_service_network_service_associations().service_network_identifier(id)) {
             arns.push(a.arn().unwrap_or_default().to_string());
         }
+        arns.extend(access_log_subscriptions(g, id).await?.into_iter().map(|(arn, _)| arn));
     }
     for s in all!(c.list_services()) {
         arns.push(s.arn().unwrap_or_default().to_string());
         let sid = s.id().unwrap_or_default();
+        arns.extend(access_log_subscriptions(g, sid).await?.into_iter().map(|(arn, _)| arn));
         for l in all!(c.list_listeners().service_identifier(sid)) {
             arns.push(l.arn().unwrap_or_default().to_string());
             let rules = all!(c.list_rules().service_identifier(sid).listener_identifier(l.id().unwrap_or_default()));
@@ -785,3 +787,122 @@ async fn a_route_moved_between_gateways_is_not_leaked() {
     case.finish(&[]).await;
 }
 
+
+/// The id of the service network tagged for `cluster`.
+async fn our_service_network(g: &Ground, cluster: &str) -> Result<String, String> {
+    for sn in all!(g.cloud.client().list_service_networks()) {
+        if tags_of(g, sn.arn().unwrap_or_default()).await?.get(tags::CLUSTER).map(String::as_str) == Some(cluster) {
+            return sn.id().map(str::to_string).ok_or("no id".into());
+        }
+    }
+    Err(format!("no service network of cluster {cluster}"))
+}
+
+/// (ARN, destination) of every access log subscription of a service network or service.
+async fn access_log_subscriptions(g: &Ground, resource: &str) -> Result<Vec<(String, String)>, String> {
+    let out = g.cloud.client().list_access_log_subscriptions().resource_identifier(resource).send().await.map_err(|e| format!("{e:?}"))?;
+    Ok(out.items().iter().map(|s| (s.arn().to_string(), s.destination_arn().to_string())).collect())
+}
+
+/// A service's auth type and IAM auth policy (None when it has none), as Lattice has them.
+async fn service_auth(g: &Ground, id: &str) -> Result<(String, Option<Value>), String> {
+    let c = g.cloud.client();
+    let svc = c.get_service().service_identifier(id).send().await.map_err(|e| format!("{e:?}"))?;
+    let auth = svc.auth_type().map(|a| a.as_str().to_string()).unwrap_or_default();
+    let policy = match c.get_auth_policy().resource_identifier(id).send().await {
+        Ok(p) => p.policy().map(|d| serde_json::from_str(d).map_err(|e| e.to_string())).transpose()?,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => None,
+        Err(e) => return Err(format!("{e:?}")),
+    };
+    Ok((auth, policy))
+}
+
+fn lattice_policy_api(g: &Ground, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(g.kube.clone(), ns, &ApiResource::from_gvk_with_plural(&kube::core::GroupVersionKind::gvk("gateway.cloudgate.io", "v1alpha1", kind), plural))
+}
+
+/// LatticeAccessLogPolicy on the Gateway and LatticeAuthPolicy on a route, through the
+/// controller: the service network gets an access log subscription to the destination, the
+/// route's service gets auth type AWS_IAM with the policy document; both policies are Accepted
+/// on the Gateway; in steady state nothing is written; switching the auth policy to NONE turns
+/// IAM auth off and removes the document; deleting the access log policy removes the
+/// subscription; nothing is left after the Gateway goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_and_auth_policies_on_lattice() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let case = Case::start("access").await;
+    let Case { g, cluster, controller_name, class_name, ns, ctl, .. } = &case;
+    app(&g.kube, ns, "web", 1).await;
+    create(&g.kube, Some(ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+        "spec": {"gatewayClassName": class_name, "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}))
+    .await;
+    create(&g.kube, Some(ns), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}))
+    .await;
+    ctl.wait_ready().await;
+    wait_programmed(&g.kube, ns, "gw").await;
+    let dns = get_gateway(&g.kube, ns, "gw").await.unwrap().status.unwrap().addresses.unwrap()[0].value.clone();
+    let svc_id = service_by_dns(g, &dns).await.expect("route service").id;
+    let sn_id = our_service_network(g, cluster).await.expect("the Gateway's service network");
+    assert!(access_log_subscriptions(g, &sn_id).await.unwrap().is_empty());
+    assert_eq!(service_auth(g, &svc_id).await.unwrap(), ("NONE".to_string(), None));
+
+    step("an access log policy on the Gateway and an auth policy on the route");
+    let logs = lattice_policy_api(g, ns, "LatticeAccessLogPolicy", "latticeaccesslogpolicies");
+    let auth = lattice_policy_api(g, ns, "LatticeAuthPolicy", "latticeauthpolicies");
+    let destination = "arn:aws:logs:us-west-2:123456789012:log-group:/cloudgate/gw";
+    let document = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}]});
+    let obj = |kind: &str, name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    logs.create(&Default::default(), &obj("LatticeAccessLogPolicy", "gw-logs", json!({
+        "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}], "destinationArn": destination})))
+        .await
+        .expect("create access log policy");
+    auth.create(&Default::default(), &obj("LatticeAuthPolicy", "web-auth", json!({
+        "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "web"}], "authType": "AWS_IAM",
+        "policy": serde_json::to_string_pretty(&document).unwrap()})))
+        .await
+        .expect("create auth policy");
+    poll("the service network logs to the destination", Duration::from_secs(60), || async {
+        let subs = access_log_subscriptions(g, &sn_id).await?;
+        if subs.len() == 1 && subs[0].1 == destination { Ok(()) } else { Err(format!("{subs:?}")) }
+    })
+    .await;
+    poll("the route's service takes IAM auth with the policy", Duration::from_secs(60), || async {
+        let got = service_auth(g, &svc_id).await?;
+        if got == ("AWS_IAM".to_string(), Some(document.clone())) { Ok(()) } else { Err(format!("{got:?}")) }
+    })
+    .await;
+    for (api, name) in [(&logs, "gw-logs"), (&auth, "web-auth")] {
+        poll(&format!("{name} Accepted on the Gateway"), Duration::from_secs(30), || async {
+            let v = policy_accepted(api, name, controller_name).await?;
+            if v == ("True".to_string(), "Accepted".to_string()) { Ok(()) } else { Err(format!("{v:?}")) }
+        })
+        .await;
+    }
+
+    step("steady state: resyncs write nothing");
+    reset_calls(g);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let calls = mutating_lattice_calls(g);
+    assert!(calls.is_empty(), "steady state with access policies makes no mutating call: {calls:?}");
+
+    step("the auth policy switches to NONE: IAM auth off, the document removed");
+    auth.patch("web-auth", &PatchParams::default(), &Patch::Merge(json!({"spec": {"authType": "NONE", "policy": null}}))).await.expect("patch auth policy");
+    poll("the route's service is back to NONE without a policy", Duration::from_secs(60), || async {
+        let got = service_auth(g, &svc_id).await?;
+        if got == ("NONE".to_string(), None) { Ok(()) } else { Err(format!("{got:?}")) }
+    })
+    .await;
+
+    step("the access log policy goes: so does the subscription");
+    logs.delete("gw-logs", &DeleteParams::default()).await.expect("delete access log policy");
+    poll("no access log subscription left", Duration::from_secs(60), || async {
+        let subs = access_log_subscriptions(g, &sn_id).await?;
+        if subs.is_empty() { Ok(()) } else { Err(format!("{subs:?}")) }
+    })
+    .await;
+
+    case.finish(&[]).await;
+}

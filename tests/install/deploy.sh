@@ -170,7 +170,8 @@ PY
       grpcroutes.gateway.networking.k8s.io tlsroutes.gateway.networking.k8s.io tcproutes.gateway.networking.k8s.io \
       referencegrants.gateway.networking.k8s.io backendtlspolicies.gateway.networking.k8s.io services namespaces \
       endpointslices.discovery.k8s.io secrets cloudgatewayparameters.gateway.cloudgate.io \
-      healthcheckpolicies.gateway.cloudgate.io; do
+      healthcheckpolicies.gateway.cloudgate.io backendpolicies.gateway.cloudgate.io \
+      latticeaccesslogpolicies.gateway.cloudgate.io latticeauthpolicies.gateway.cloudgate.io; do
       can yes list "$res" || r=1; can yes watch "$res" || r=1
     done
     can yes patch gateways.gateway.networking.k8s.io team-a || r=1
@@ -181,7 +182,9 @@ PY
       can yes get "$route.gateway.networking.k8s.io" team-a status || r=1
       can yes patch "$route.gateway.networking.k8s.io" team-a status || r=1
     done
-    can yes patch healthcheckpolicies.gateway.cloudgate.io team-a status || r=1
+    for policy in healthcheckpolicies backendpolicies latticeaccesslogpolicies latticeauthpolicies; do
+      can yes patch "$policy.gateway.cloudgate.io" team-a status || r=1
+    done
     can yes get customresourcedefinitions.apiextensions.k8s.io || r=1
     can yes create events.events.k8s.io team-a || r=1
     can yes create events.events.k8s.io default || r=1

@@ -44,7 +44,9 @@ LATTICE_CALLS = {
         CreateListener GetListener ListListeners UpdateListener DeleteListener
         CreateRule GetRule ListRules BatchUpdateRule DeleteRule
         CreateTargetGroup GetTargetGroup ListTargetGroups UpdateTargetGroup DeleteTargetGroup
-        RegisterTargets DeregisterTargets ListTargets ListTagsForResource""",
+        RegisterTargets DeregisterTargets ListTargets ListTagsForResource
+        CreateAccessLogSubscription ListAccessLogSubscriptions UpdateAccessLogSubscription
+        DeleteAccessLogSubscription PutAuthPolicy GetAuthPolicy DeleteAuthPolicy""",
     # The SDK's credential chain (no permission needed) shows up in real logs too.
     "sts": "GetCallerIdentity AssumeRoleWithWebIdentity",
 }

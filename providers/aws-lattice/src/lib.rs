@@ -50,6 +50,7 @@ pub mod kind {
     pub const SERVICE_NETWORK_SERVICE_ASSOCIATION: &str = "vpc-lattice:ServiceNetworkServiceAssociation";
     pub const LISTENER: &str = "vpc-lattice:Listener";
     pub const RULE: &str = "vpc-lattice:Rule";
+    pub const ACCESS_LOG_SUBSCRIPTION: &str = "vpc-lattice:AccessLogSubscription";
 }
 
 /// Parents first. Deletes run in reverse: rules, listeners and service associations go before
@@ -62,6 +63,7 @@ pub const KIND_ORDER: &[&str] = &[
     kind::SERVICE_NETWORK_SERVICE_ASSOCIATION,
     kind::LISTENER,
     kind::RULE,
+    kind::ACCESS_LOG_SUBSCRIPTION,
 ];
 
 /// What Lattice can express, and nothing more. Lattice listeners speak HTTP, HTTPS and TLS
@@ -120,6 +122,10 @@ impl Provider for LatticeProvider {
 
     fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
         render::health_check_support(hc)
+    }
+
+    fn access_policy_support(&self, s: &cloudgate_provider::access::AccessSettings) -> Result<(), String> {
+        render::access_policy_support(s)
     }
 }
 

@@ -34,6 +34,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use cloudgate_provider::access::{AccessSettings, AccessTarget};
 use cloudgate_provider::health::{self, HealthCheck, HealthCheckProtocol};
 use cloudgate_provider::names::{self, LATTICE, LATTICE_TG};
 use cloudgate_provider::{tags, DesiredResource, RenderContext, RenderError, ResourceGraph, ResourceKey};
@@ -177,6 +178,14 @@ impl<'a> Renderer<'a> {
             Some(adopted) => ResourceKey { kind: kind::SERVICE_NETWORK.into(), name: adopted.clone() },
             None => self.push_service_network(gw),
         };
+        // Access logs of the Gateway's service network: a subscription is our own resource
+        // (tagged), so an adopted network can carry one too.
+        if let Some(dest) = self.access(&AccessTarget::Gateway).and_then(|a| a.access_log_destination.clone()) {
+            let ident = [self.ctx.cluster_id.as_str(), &gw.namespace, &gw.name, "access-log", destination_type(&dest), &sn.name];
+            let name = names::cloud_name(LATTICE, NAME_PREFIX, &[&gw.namespace, &gw.name], &ident);
+            let parent = sn.clone();
+            self.push_access_log(name, None, &parent, dest);
+        }
         for (name, (backend, flavour, route)) in &tgs {
             self.push_target_group(name, backend, *flavour, route)?;
         }
@@ -200,6 +209,25 @@ impl<'a> Renderer<'a> {
         Ok(self.graph)
     }
 
+    fn access(&self, t: &AccessTarget) -> Option<&AccessSettings> {
+        self.ctx.access.get(t)
+    }
+
+    /// An access log subscription on `parent` (the service network or a route's service).
+    fn push_access_log(&mut self, name: String, route: Option<&RouteKey>, parent: &ResourceKey, destination_arn: String) {
+        let tags = self.tags("access-log-subscription", route, &name);
+        let depends = self.graph.get(parent).map(|_| parent.clone());
+        self.graph.push(
+            DesiredResource::new(
+                kind::ACCESS_LOG_SUBSCRIPTION,
+                name,
+                tags,
+                AccessLogSubscriptionSpec { resource_identifier: parent.name.clone(), destination_arn },
+            )
+            .depends_on(depends),
+        );
+    }
+
     /// The Gateway's own service network and its association with the VPC.
     fn push_service_network(&mut self, gw: &ObjKey) -> ResourceKey {
         let sn_name = names::cloud_name(LATTICE, NAME_PREFIX, &[&gw.namespace, &gw.name], &[&self.ctx.cluster_id, &gw.namespace, &gw.name]);
@@ -207,7 +235,10 @@ impl<'a> Renderer<'a> {
             kind::SERVICE_NETWORK,
             sn_name.clone(),
             self.tags("service-network", None, &sn_name),
-            ServiceNetworkSpec { name: sn_name.clone(), auth_type: AUTH_TYPE_NONE.into() },
+            {
+                let (auth_type, auth_policy) = auth_fields(self.access(&AccessTarget::Gateway).and_then(|a| a.auth.as_ref()));
+                ServiceNetworkSpec { name: sn_name.clone(), auth_type, auth_policy }
+            },
         ));
         let vpc_assoc_name = names::cloud_name(
             LATTICE,
@@ -339,8 +370,16 @@ impl<'a> Renderer<'a> {
             kind::SERVICE,
             svc_name.clone(),
             self.tags("service", Some(key), &svc_name),
-            ServiceSpec { name: svc_name.clone(), custom_domain_name: domain.clone(), auth_type: AUTH_TYPE_NONE.into() },
+            {
+                let (auth_type, auth_policy) = auth_fields(self.access(&AccessTarget::Route(key.clone())).and_then(|a| a.auth.as_ref()));
+                ServiceSpec { name: svc_name.clone(), custom_domain_name: domain.clone(), auth_type, auth_policy }
+            },
         ));
+        if let Some(dest) = self.access(&AccessTarget::Route(key.clone())).and_then(|a| a.access_log_destination.clone()) {
+            let ident = route.ident_with(&["access-log", destination_type(&dest)]);
+            let name = cloud_name(LATTICE, &[&key.namespace, &key.name], &ident);
+            self.push_access_log(name, Some(key), &svc, dest);
+        }
 
         let assoc_name = cloud_name(LATTICE, &[&key.namespace, &key.name], &route.ident_with(&["service-association", &sn.name]));
         self.graph.push(
@@ -766,4 +805,26 @@ mod route_tag_tests {
         assert_eq!(parse_route_tag("Nope/x/y"), None);
         assert_eq!(parse_route_tag("HTTPRoute/only-namespace"), None);
     }
+}
+
+/// The destination type of an access log destination ARN (`s3`, `logs` or `firehose`), which
+/// Lattice allows one subscription of per resource.
+pub fn destination_type(arn: &str) -> &str {
+    arn.split(':').nth(2).unwrap_or("")
+}
+
+/// What Lattice takes from a LatticeAccessLogPolicy / LatticeAuthPolicy.
+pub fn access_policy_support(s: &AccessSettings) -> Result<(), String> {
+    if let Some(d) = &s.access_log_destination {
+        if !matches!(destination_type(d), "s3" | "logs" | "firehose") {
+            return Err(format!("access log destination {d}: Lattice sends access logs to S3, CloudWatch Logs or Kinesis Data Firehose only"));
+        }
+    }
+    if let Some(doc) = s.auth.as_ref().and_then(|a| a.policy.as_deref()) {
+        match serde_json::from_str::<serde_json::Value>(doc) {
+            Ok(serde_json::Value::Object(_)) => {}
+            _ => return Err("the auth policy is not a JSON object (an IAM policy document)".into()),
+        }
+    }
+    Ok(())
 }

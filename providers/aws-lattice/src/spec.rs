@@ -9,14 +9,21 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Lattice IAM auth is off: access control is out of scope for now (no policy resources).
+/// Lattice IAM auth off (the default, and without a LatticeAuthPolicy).
 pub const AUTH_TYPE_NONE: &str = "NONE";
+/// Lattice IAM auth on: requests are signed and checked against the auth policy.
+pub const AUTH_TYPE_AWS_IAM: &str = "AWS_IAM";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceNetworkSpec {
     pub name: String,
     pub auth_type: String,
+    /// The IAM auth policy (compact JSON), `""` for none. Only with auth type AWS_IAM; with
+    /// NONE it is omitted ("don't care"): Lattice ignores a policy then, and observe does not
+    /// read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_policy: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +40,34 @@ pub struct ServiceSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_domain_name: Option<String>,
     pub auth_type: String,
+    /// As [`ServiceNetworkSpec::auth_policy`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_policy: Option<String>,
+}
+
+/// An access log subscription of a service network or service. Lattice takes one per
+/// destination type (S3, CloudWatch Logs, Firehose) per resource, so the type is part of the
+/// subscription's identity and the destination within a type is updated in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogSubscriptionSpec {
+    /// Name of the service network or service (see the module convention).
+    pub resource_identifier: String,
+    pub destination_arn: String,
+}
+
+/// The auth type and policy fields of a service network or service for `auth`.
+pub fn auth_fields(auth: Option<&cloudgate_provider::access::IamAuth>) -> (String, Option<String>) {
+    match auth {
+        None => (AUTH_TYPE_NONE.into(), None),
+        Some(a) => (AUTH_TYPE_AWS_IAM.into(), Some(a.policy.as_deref().map(compact_json).unwrap_or_default())),
+    }
+}
+
+/// A JSON document in one canonical form (compact, keys sorted), so the policy written and the
+/// policy read back compare equal whatever whitespace either side used. Not JSON: kept as is.
+pub fn compact_json(doc: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(doc).map(|v| v.to_string()).unwrap_or_else(|_| doc.to_string())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

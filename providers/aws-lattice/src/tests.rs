@@ -843,3 +843,44 @@ spec:
     let g = LatticeProvider::default().render(&t.plan, &ctx()).unwrap();
     assert!(of_kind(&g, kind::SERVICE).is_empty(), "no service for a route that is not accepted");
 }
+
+#[test]
+fn access_policies_set_auth_and_subscribe_access_logs() {
+    use cloudgate_provider::access::{AccessSettings, AccessTarget, IamAuth};
+    use cloudgate_translate::model::{RouteKey, RouteKind};
+    let w = one_route_world();
+    let t = translate(&w, "apps", "gw");
+    let route = AccessTarget::Route(RouteKey { kind: RouteKind::Http, namespace: "apps".into(), name: "web".into() });
+    let mut ctx = ctx();
+    ctx.access.insert(AccessTarget::Gateway, AccessSettings { access_log_destination: Some("arn:aws:s3:::gw-logs".into()), auth: None });
+    ctx.access.insert(
+        route.clone(),
+        AccessSettings {
+            access_log_destination: Some("arn:aws:logs:us-west-2:123456789012:log-group:web".into()),
+            auth: Some(IamAuth { policy: Some("{ \"Version\": \"2012-10-17\",\n \"Statement\": [] }".into()) }),
+        },
+    );
+    let g = LatticeProvider::default().render(&t.plan, &ctx).unwrap();
+    let sn = one(&g, kind::SERVICE_NETWORK);
+    assert_eq!(sn.spec["authType"], "NONE");
+    assert!(sn.spec.get("authPolicy").is_none(), "no auth policy with auth type NONE");
+    let svc = one(&g, kind::SERVICE);
+    assert_eq!(svc.spec["authType"], "AWS_IAM");
+    assert_eq!(svc.spec["authPolicy"], r#"{"Statement":[],"Version":"2012-10-17"}"#, "the document in canonical form");
+    let subs = of_kind(&g, kind::ACCESS_LOG_SUBSCRIPTION);
+    let mut got: Vec<(String, String)> = subs.iter().map(|s| (s.spec["resourceIdentifier"].as_str().unwrap().into(), s.spec["destinationArn"].as_str().unwrap().into())).collect();
+    got.sort();
+    let mut want = vec![(sn.key.name.clone(), "arn:aws:s3:::gw-logs".to_string()), (svc.key.name.clone(), "arn:aws:logs:us-west-2:123456789012:log-group:web".to_string())];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(subs.iter().all(|s| s.depends_on.len() == 1 && s.tags.contains_key(tags::CLUSTER)), "{subs:?}");
+
+    // IAM auth without a document: AWS_IAM with an empty policy (denies every request).
+    ctx.access.insert(route, AccessSettings { access_log_destination: None, auth: Some(IamAuth { policy: None }) });
+    let g = LatticeProvider::default().render(&t.plan, &ctx).unwrap();
+    assert_eq!(one(&g, kind::SERVICE).spec["authPolicy"], "");
+
+    let p = LatticeProvider::default();
+    assert!(p.access_policy_support(&AccessSettings { access_log_destination: Some("arn:aws:sqs:us-west-2:1:q".into()), auth: None }).is_err());
+    assert!(p.access_policy_support(&AccessSettings { access_log_destination: None, auth: Some(IamAuth { policy: Some("[1]".into()) }) }).is_err());
+}

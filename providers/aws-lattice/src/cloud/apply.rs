@@ -121,6 +121,34 @@ impl<'a> Run<'a> {
         self.arn(kind, name).map(|a| plain_id(a).to_string())
     }
 
+    /// The id of the service network or service named `name` (an access log subscription's
+    /// parent).
+    fn parent_id(&self, name: &str) -> Result<String, CloudError> {
+        self.id(kind::SERVICE, name).or_else(|_| self.id(kind::SERVICE_NETWORK, name))
+    }
+
+    /// Brings the IAM auth policy of service network or service `id` from `have` (as observed;
+    /// `None` when not read: a new resource, or auth type NONE) to `want` (`""`: none). Callers
+    /// change the auth type first: going to AWS_IAM there is a moment where the target denies
+    /// everything, never one where it allows what the policy would deny; going to NONE the
+    /// policy is deleted too, so it cannot come back to life with a later AWS_IAM.
+    async fn set_auth_policy(&mut self, id: &str, want: &str, have: Option<&str>) -> Result<(), CloudError> {
+        if want == have.unwrap_or_default() {
+            return Ok(());
+        }
+        if want.is_empty() {
+            let req = self.cl.lattice.delete_auth_policy().resource_identifier(id);
+            return match self.mutate("DeleteAuthPolicy", req.send()).await {
+                Ok(_) => Ok(()),
+                Err(f) if f.is(NOT_FOUND) => Ok(()),
+                Err(f) => Err(f.into()),
+            };
+        }
+        let req = self.cl.lattice.put_auth_policy().resource_identifier(id).policy(want);
+        self.mutate("PutAuthPolicy", req.send()).await?;
+        Ok(())
+    }
+
     /// The association holding `vpc`, when it is ours (this cluster's tags): Lattice allows one
     /// service network per VPC, and when one Gateway replaces another (deleted, then created)
     /// the new one's association conflicts until the old one's delete finishes, a wait rather
@@ -204,7 +232,9 @@ impl<'a> Run<'a> {
                 let s: ServiceNetworkSpec = parse(d)?;
                 let req = cl.lattice.create_service_network().name(&s.name).auth_type(sdk::AuthType::from(s.auth_type.as_str())).set_tags(tags);
                 let out = self.mutate("CreateServiceNetwork", req.send()).await?;
-                self.created(d, out.arn(), None)
+                self.created(d, out.arn(), None)?;
+                let id = self.id(kind::SERVICE_NETWORK, &d.key.name)?;
+                self.set_auth_policy(&id, s.auth_policy.as_deref().unwrap_or_default(), None).await
             }
             kind::SERVICE_NETWORK_VPC_ASSOCIATION => {
                 let s: ServiceNetworkVpcAssociationSpec = parse(d)?;
@@ -257,7 +287,16 @@ impl<'a> Run<'a> {
                 if let Some(dns) = out.dns_entry().and_then(|d| d.domain_name()) {
                     self.dns.insert(s.name.clone(), dns.to_string());
                 }
-                self.created(d, out.arn(), out.status().map(|s| s.as_str()))
+                self.created(d, out.arn(), out.status().map(|s| s.as_str()))?;
+                let id = self.id(kind::SERVICE, &d.key.name)?;
+                self.set_auth_policy(&id, s.auth_policy.as_deref().unwrap_or_default(), None).await
+            }
+            kind::ACCESS_LOG_SUBSCRIPTION => {
+                let s: AccessLogSubscriptionSpec = parse(d)?;
+                let parent = self.parent_id(&s.resource_identifier)?;
+                let req = cl.lattice.create_access_log_subscription().resource_identifier(parent).destination_arn(&s.destination_arn).set_tags(tags);
+                let out = self.mutate("CreateAccessLogSubscription", req.send()).await?;
+                self.created(d, Some(out.arn()), None)
             }
             kind::SERVICE_NETWORK_SERVICE_ASSOCIATION => {
                 let s: ServiceNetworkServiceAssociationSpec = parse(d)?;
@@ -378,8 +417,22 @@ impl<'a> Run<'a> {
         match d.key.kind.as_str() {
             kind::SERVICE_NETWORK => {
                 let s: ServiceNetworkSpec = parse(d)?;
-                let req = cl.lattice.update_service_network().service_network_identifier(plain_id(&o.id)).auth_type(sdk::AuthType::from(s.auth_type.as_str()));
-                self.mutate("UpdateServiceNetwork", req.send()).await?;
+                if str_field(&o.spec, "authType") != s.auth_type {
+                    let req = cl.lattice.update_service_network().service_network_identifier(plain_id(&o.id)).auth_type(sdk::AuthType::from(s.auth_type.as_str()));
+                    self.mutate("UpdateServiceNetwork", req.send()).await?;
+                }
+                self.set_auth_policy(plain_id(&o.id), s.auth_policy.as_deref().unwrap_or_default(), o.spec.get("authPolicy").and_then(Value::as_str)).await
+            }
+            kind::ACCESS_LOG_SUBSCRIPTION => {
+                let s: AccessLogSubscriptionSpec = parse(d)?;
+                if str_field(&o.spec, "resourceIdentifier") != s.resource_identifier {
+                    // Moved to another service network or service: a new subscription there.
+                    self.delete_one(o).await?;
+                    self.arns.remove(&key_of(&d.key.kind, &d.key.name));
+                    return self.create(d, changes).await;
+                }
+                let req = cl.lattice.update_access_log_subscription().access_log_subscription_identifier(plain_id(&o.id)).destination_arn(&s.destination_arn);
+                self.mutate("UpdateAccessLogSubscription", req.send()).await?;
                 Ok(())
             }
             kind::SERVICE => {
@@ -387,9 +440,11 @@ impl<'a> Run<'a> {
                 if s.custom_domain_name.is_some() && o.spec.get("customDomainName") != d.spec.get("customDomainName") {
                     return Err(immutable("its custom domain name"));
                 }
-                let req = cl.lattice.update_service().service_identifier(plain_id(&o.id)).auth_type(sdk::AuthType::from(s.auth_type.as_str()));
-                self.mutate("UpdateService", req.send()).await?;
-                Ok(())
+                if str_field(&o.spec, "authType") != s.auth_type {
+                    let req = cl.lattice.update_service().service_identifier(plain_id(&o.id)).auth_type(sdk::AuthType::from(s.auth_type.as_str()));
+                    self.mutate("UpdateService", req.send()).await?;
+                }
+                self.set_auth_policy(plain_id(&o.id), s.auth_policy.as_deref().unwrap_or_default(), o.spec.get("authPolicy").and_then(Value::as_str)).await
             }
             kind::SERVICE_NETWORK_VPC_ASSOCIATION | kind::SERVICE_NETWORK_SERVICE_ASSOCIATION => {
                 // Associations have nothing to update: replace.
@@ -552,6 +607,10 @@ impl<'a> Run<'a> {
             kind::SERVICE_NETWORK => {
                 let req = cl.lattice.delete_service_network().service_network_identifier(&id);
                 self.delete("DeleteServiceNetwork", &o.id, req.send()).await
+            }
+            kind::ACCESS_LOG_SUBSCRIPTION => {
+                let req = cl.lattice.delete_access_log_subscription().access_log_subscription_identifier(&id);
+                self.delete("DeleteAccessLogSubscription", &o.id, req.send()).await
             }
             other => Err(permanent("apply", format!("unknown resource kind {other}"))),
         }

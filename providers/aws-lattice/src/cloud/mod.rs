@@ -99,6 +99,10 @@ impl Provider for LatticeCloud {
     fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
         self.render.health_check_support(hc)
     }
+
+    fn access_policy_support(&self, s: &cloudgate_provider::access::AccessSettings) -> Result<(), String> {
+        self.render.access_policy_support(s)
+    }
 }
 
 impl CloudProvider for LatticeCloud {

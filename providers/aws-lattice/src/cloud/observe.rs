@@ -29,6 +29,7 @@ use cloudgate_provider::tags;
 use serde_json::{json, Map, Value};
 
 use super::convert::{action_to_json, dns_to_json, match_to_json, tg_config_to_json};
+use super::errors::NOT_FOUND;
 use super::sdk::{Clients, Described, Tags};
 use crate::kind;
 
@@ -106,6 +107,7 @@ pub async fn observe(cl: &Clients, owner: &Owner, adopted: Option<&str>) -> Resu
         if let Some(ident) = adopted.filter(|a| [id, arn, name].contains(a)) {
             let t = cl.tags_of(arn).await?;
             out.push(observed(kind::SERVICE_NETWORK, ident.to_string(), arn, t, json!({"name": name})));
+            access_logs(cl, id, ident, &ours, &key_name, &mut out).await?;
             for a in list_all!(cl, "ListServiceNetworkServiceAssociations", cl.lattice.list_service_network_service_associations().service_network_identifier(id)) {
                 let Some(aarn) = a.arn() else { continue };
                 let t = cl.tags_of(aarn).await?;
@@ -131,8 +133,12 @@ pub async fn observe(cl: &Clients, owner: &Owner, adopted: Option<&str>) -> Resu
                 a
             }
         };
-        let spec = json!({"name": name, "authType": auth.as_ref().map(|a| a.as_str())});
+        let mut spec = json!({"name": name, "authType": auth.as_ref().map(|a| a.as_str())});
+        if let Some(p) = auth_policy(cl, id, auth.as_ref()).await? {
+            spec["authPolicy"] = json!(p);
+        }
         out.push(observed(kind::SERVICE_NETWORK, name.to_string(), arn, t, spec));
+        access_logs(cl, id, name, &ours, &key_name, &mut out).await?;
 
         let vpcs = list_all!(cl, "ListServiceNetworkVpcAssociations", cl.lattice.list_service_network_vpc_associations().service_network_identifier(id));
         for a in vpcs {
@@ -230,6 +236,9 @@ pub async fn observe(cl: &Clients, owner: &Owner, adopted: Option<&str>) -> Resu
         let mut spec = Map::new();
         spec.insert("name".into(), json!(name));
         spec.insert("authType".into(), json!(auth.as_ref().map(|a| a.as_str())));
+        if let Some(p) = auth_policy(cl, id, auth.as_ref()).await? {
+            spec.insert("authPolicy".into(), json!(p));
+        }
         if let Some(d) = svc.custom_domain_name() {
             spec.insert("customDomainName".into(), json!(d));
         }
@@ -237,6 +246,7 @@ pub async fn observe(cl: &Clients, owner: &Owner, adopted: Option<&str>) -> Resu
         spec.insert("status".into(), json!(svc.status().map(|s| s.as_str())));
         spec.insert("dnsEntry".into(), dns_to_json(svc.dns_entry()));
         out.push(observed(kind::SERVICE, name.to_string(), arn, t, Value::Object(spec)));
+        access_logs(cl, id, name, &ours, &key_name, &mut out).await?;
 
         for l in list_all!(cl, "ListListeners", cl.lattice.list_listeners().service_identifier(id)) {
             let (Some(lid), Some(larn), Some(lname)) = (l.id(), l.arn(), l.name()) else { continue };
@@ -299,4 +309,40 @@ pub async fn observe(cl: &Clients, owner: &Owner, adopted: Option<&str>) -> Resu
         }
     }
     Ok(out)
+}
+
+/// The IAM auth policy of a service network or service whose auth type is AWS_IAM, in the
+/// render's canonical form, `""` for none. Not read for auth type NONE (Lattice ignores a policy
+/// then). Read on every observe: putting a policy does not move the owner's `lastUpdatedAt`, so
+/// the describe cache cannot tell a changed policy.
+async fn auth_policy(cl: &Clients, id: &str, auth: Option<&aws_sdk_vpclattice::types::AuthType>) -> Result<Option<String>, CloudError> {
+    if auth.map(|a| a.as_str()) != Some(crate::spec::AUTH_TYPE_AWS_IAM) {
+        return Ok(None);
+    }
+    match cl.call("GetAuthPolicy", cl.lattice.get_auth_policy().resource_identifier(id).send()).await {
+        Ok(out) => Ok(Some(out.policy().map(crate::spec::compact_json).unwrap_or_default())),
+        Err(f) if f.is(NOT_FOUND) => Ok(Some(String::new())),
+        Err(f) => Err(f.into()),
+    }
+}
+
+/// Our access log subscriptions of service network or service `id` (named `owner_name` in the
+/// render), keyed by their name tag.
+async fn access_logs(
+    cl: &Clients,
+    id: &str,
+    owner_name: &str,
+    ours: &(dyn Fn(&Tags) -> bool + Sync),
+    key_name: &(dyn Fn(&Tags, &str) -> String + Sync),
+    out: &mut Vec<ObservedResource>,
+) -> Result<(), CloudError> {
+    for s in list_all!(cl, "ListAccessLogSubscriptions", cl.lattice.list_access_log_subscriptions().resource_identifier(id)) {
+        let t = cl.tags_of(s.arn()).await?;
+        if !ours(&t) {
+            continue;
+        }
+        let spec = json!({"resourceIdentifier": owner_name, "destinationArn": s.destination_arn()});
+        out.push(observed(kind::ACCESS_LOG_SUBSCRIPTION, key_name(&t, s.id()), s.arn(), t, spec));
+    }
+    Ok(())
 }
