@@ -548,4 +548,22 @@ mod tests {
         assert!(for_gateway(&ix, &key("gw"), "aws-lattice", false).access.is_empty());
         assert!(status(&ix, &args("aws-lattice"), PolicyKind::AccessLog, &key("odd"), "t").unwrap().ancestors.is_empty());
     }
+
+    #[test]
+    fn a_gateway_auth_policy_on_an_adopted_network_is_reported_not_applied() {
+        let mut ix = index();
+        ix.apply(Watched::ClassParameters, &obj(json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": "CloudGatewayParameters",
+            "metadata": {"name": "mesh"}, "spec": {"provider": "aws-lattice", "serviceNetwork": {"mode": "Adopt", "name": "shared"}}}))).unwrap();
+        ix.apply(Watched::GatewayClass, &obj(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "cg"},
+            "spec": {"controllerName": "cloudgate.io/gateway-controller",
+                "parametersRef": {"group": "gateway.cloudgate.io", "kind": "CloudGatewayParameters", "name": "mesh"}}}))).unwrap();
+        ix.apply(Watched::Policy(PolicyKind::Auth), &policy(PolicyKind::Auth, "gw-auth", "2026-01-01T00:00:00Z",
+            json!({"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}], "authType": "AWS_IAM"}))).unwrap();
+        let s = status(&ix, &args("aws-alb"), PolicyKind::Auth, &key("gw-auth"), "t").unwrap();
+        let (st, reason, message) = accepted(&s);
+        assert_eq!((st, reason), (ConditionStatus::False, "Invalid"), "{message}");
+        assert!(message.contains("adopts"), "{message}");
+        assert!(for_gateway(&ix, &key("gw"), "aws-lattice", true).access.is_empty());
+        assert!(!for_gateway(&ix, &key("gw"), "aws-lattice", false).access.is_empty(), "a network of its own takes it");
+    }
 }
