@@ -121,6 +121,10 @@ impl Provider for LatticeProvider {
     fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
         render::health_check_support(hc)
     }
+
+    fn backend_settings_support(&self, s: &cloudgate_provider::backend::BackendSettings) -> Result<(), String> {
+        render::backend_settings_support(s)
+    }
 }
 
 /// Where the Gateway's addresses come from: the DNS name Lattice assigns each service

@@ -99,6 +99,10 @@ impl Provider for LatticeCloud {
     fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
         self.render.health_check_support(hc)
     }
+
+    fn backend_settings_support(&self, s: &cloudgate_provider::backend::BackendSettings) -> Result<(), String> {
+        self.render.backend_settings_support(s)
+    }
 }
 
 impl CloudProvider for LatticeCloud {
