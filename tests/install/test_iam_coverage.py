@@ -26,9 +26,9 @@ GCP_PERMS = ROOT / "terraform/gcp-iam/permissions.json"
 # What the ALB and Lattice providers call (botocore service names, as the moto ground logs them).
 ALB_CALLS = {
     "elbv2": """DescribeLoadBalancers DescribeListeners DescribeListenerCertificates DescribeRules
-        DescribeTargetGroups DescribeTargetHealth DescribeTags
+        DescribeTargetGroups DescribeTargetGroupAttributes DescribeTargetHealth DescribeTags
         CreateLoadBalancer CreateListener CreateRule CreateTargetGroup
-        ModifyListener ModifyRule ModifyTargetGroup DeleteLoadBalancer
+        ModifyListener ModifyRule ModifyTargetGroup ModifyTargetGroupAttributes DeleteLoadBalancer
         DeleteListener DeleteRule DeleteTargetGroup RegisterTargets DeregisterTargets SetRulePriorities
         SetSubnets SetSecurityGroups AddTags""",
     "ec2": """DescribeSecurityGroups CreateSecurityGroup DeleteSecurityGroup AuthorizeSecurityGroupIngress

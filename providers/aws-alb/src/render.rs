@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use cloudgate_provider::backend::{BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm};
+use cloudgate_provider::health::{self, HealthCheck, HealthCheckProtocol};
 use cloudgate_provider::names::{self, cloud_name};
 use cloudgate_provider::resource::{DesiredResource, ResourceGraph, ResourceKey};
 use cloudgate_provider::{tags, Provider, RenderContext, RenderError};
@@ -118,6 +120,8 @@ pub struct CertificateSpec {
     pub certificate_sha256: String,
 }
 
+/// Target type, protocol, protocol version, port and VPC are fixed at creation (apply replaces
+/// the group when they change); the health check, attributes and targets change in place.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetGroupSpec {
@@ -126,11 +130,32 @@ pub struct TargetGroupSpec {
     pub protocol_version: String,
     pub port: i32,
     pub vpc_id: String,
+    /// The health check, every field written out (cloudgate's defaults where no
+    /// HealthCheckPolicy says otherwise), so that removing a policy restores them.
+    pub health_check_protocol: String,
+    /// `traffic-port` or a port number.
+    pub health_check_port: String,
     pub health_check_path: String,
+    pub health_check_interval_seconds: i32,
+    pub health_check_timeout_seconds: i32,
+    pub healthy_threshold_count: i32,
+    pub unhealthy_threshold_count: i32,
+    /// HTTP codes, or gRPC codes when `protocol_version` is GRPC.
     pub matcher: String,
+    /// The target group attributes cloudgate manages ([`MANAGED_ATTRIBUTES`]), by ALB key, as
+    /// ALB reports them (strings); unset BackendPolicy fields are ALB's defaults.
+    pub attributes: BTreeMap<String, String>,
     /// Registered targets; the apply layer registers/deregisters the difference.
     pub targets: Vec<Target>,
 }
+
+pub const ATTR_DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
+pub const ATTR_SLOW_START: &str = "slow_start.duration_seconds";
+pub const ATTR_ALGORITHM: &str = "load_balancing.algorithm.type";
+
+/// The target group attributes BackendPolicy sets, with ALB's defaults (what a new target
+/// group has, and what removing a policy goes back to). Other attributes are left alone.
+pub const MANAGED_ATTRIBUTES: &[(&str, &str)] = &[(ATTR_DEREGISTRATION_DELAY, "300"), (ATTR_SLOW_START, "0"), (ATTR_ALGORITHM, "round_robin")];
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "camelCase")]
@@ -361,6 +386,14 @@ impl Provider for AlbProvider {
         }
         Ok(g)
     }
+
+    fn health_check_support(&self, hc: &HealthCheck) -> Result<(), String> {
+        health_check_support(hc)
+    }
+
+    fn backend_settings_support(&self, s: &BackendSettings) -> Result<(), String> {
+        backend_settings_support(s)
+    }
 }
 
 /// A rule's identity survives precedence changes: inserting a higher-priority rule changes
@@ -380,23 +413,133 @@ fn rule_identity(l: &ListenerPlan, r: &PlanRule) -> String {
 }
 
 fn target_group_spec(b: &Backend, ctx: &RenderContext) -> TargetGroupSpec {
-    let grpc = b.used_by == RouteKind::Grpc;
-    let h2 = matches!(b.app_protocol.as_deref(), Some("kubernetes.io/h2c") | Some("h2c"));
+    let settings = ctx.backend_settings.get(&b.service);
+    let h2c = matches!(b.app_protocol.as_deref(), Some("kubernetes.io/h2c") | Some("h2c"));
+    // A GRPCRoute's backends speak gRPC whatever a BackendPolicy says; an HTTPRoute's speak
+    // what the policy says, else HTTP/2 for h2c, else HTTP/1.1.
+    let protocol_version = if b.used_by == RouteKind::Grpc {
+        "GRPC"
+    } else {
+        match settings.and_then(|s| s.protocol_version) {
+            Some(BackendProtocolVersion::Http1) => "HTTP1",
+            Some(BackendProtocolVersion::Http2) => "HTTP2",
+            Some(BackendProtocolVersion::Grpc) => "GRPC",
+            None if h2c => "HTTP2",
+            None => "HTTP1",
+        }
+    };
+    let grpc = protocol_version == "GRPC";
+    let protocol = if b.app_protocol.as_deref() == Some("https") { "HTTPS" } else { "HTTP" };
+    let hc = ctx.health_checks.get(&b.service).cloned().unwrap_or_default();
     let mut targets: Vec<Target> = b.endpoints.iter().map(|e| Target { id: e.ip.clone(), port: e.port }).collect();
     targets.sort();
     targets.dedup();
     TargetGroupSpec {
         target_type: "ip".into(),
-        protocol: if b.app_protocol.as_deref() == Some("https") { "HTTPS" } else { "HTTP" }.into(),
-        protocol_version: if grpc { "GRPC" } else if h2 { "HTTP2" } else { "HTTP1" }.into(),
+        protocol: protocol.into(),
+        protocol_version: protocol_version.into(),
         port: b.port,
         vpc_id: ctx.network.clone(),
-        health_check_path: if grpc { "/AWS.ALB/healthcheck" } else { "/" }.into(),
+        // ALB checks over HTTP or HTTPS; a GRPC target group's check is gRPC over that.
+        health_check_protocol: match hc.protocol {
+            Some(HealthCheckProtocol::Http) => "HTTP",
+            Some(HealthCheckProtocol::Https) => "HTTPS",
+            _ => protocol,
+        }
+        .into(),
+        health_check_port: hc.port.map_or("traffic-port".into(), |p| p.to_string()),
+        health_check_path: hc.path.unwrap_or_else(|| if grpc { "/AWS.ALB/healthcheck" } else { "/" }.into()),
+        health_check_interval_seconds: hc.interval_seconds.map_or(DEFAULT_INTERVAL, |v| v as i32),
+        health_check_timeout_seconds: hc.timeout_seconds.map_or(DEFAULT_TIMEOUT, |v| v as i32),
+        healthy_threshold_count: hc.healthy_threshold.map_or(5, |v| v as i32),
+        unhealthy_threshold_count: hc.unhealthy_threshold.map_or(2, |v| v as i32),
         // gRPC health checks answer with gRPC status codes; 12 = UNIMPLEMENTED still proves
-        // the server is up.
-        matcher: if grpc { "0-99" } else { "200-499" }.into(),
+        // the server is up. A GRPC target group matches gRPC codes only, any other HTTP codes
+        // only (ALB's Matcher), so each takes its own kind from the policy.
+        matcher: if grpc { hc.grpc_codes.unwrap_or_else(|| "0-99".into()) } else { hc.http_codes.unwrap_or_else(|| "200-499".into()) },
+        attributes: attributes(settings),
         targets,
     }
+}
+
+/// Health check interval and timeout when no policy sets them (ALB's defaults for HTTP).
+const DEFAULT_INTERVAL: i32 = 30;
+const DEFAULT_TIMEOUT: i32 = 5;
+
+/// The managed attributes: the policy's values over ALB's defaults.
+fn attributes(s: Option<&BackendSettings>) -> BTreeMap<String, String> {
+    let mut a: BTreeMap<String, String> = MANAGED_ATTRIBUTES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let Some(s) = s else { return a };
+    if let Some(v) = s.deregistration_delay_seconds {
+        a.insert(ATTR_DEREGISTRATION_DELAY.into(), v.to_string());
+    }
+    if let Some(v) = s.slow_start_seconds {
+        a.insert(ATTR_SLOW_START.into(), v.to_string());
+    }
+    if let Some(alg) = s.algorithm {
+        let v = match alg {
+            LoadBalancingAlgorithm::RoundRobin => "round_robin",
+            LoadBalancingAlgorithm::LeastRequest => "least_outstanding_requests",
+            LoadBalancingAlgorithm::Random => "weighted_random",
+        };
+        a.insert(ATTR_ALGORITHM.into(), v.into());
+    }
+    a
+}
+
+/// What ALB target groups can take from a BackendPolicy (ModifyTargetGroupAttributes ranges).
+pub fn backend_settings_support(s: &BackendSettings) -> Result<(), String> {
+    health::in_range("deregistrationDelaySeconds", s.deregistration_delay_seconds, 0, 3600, PROVIDER)?;
+    if let Some(v) = s.slow_start_seconds.filter(|v| *v != 0) {
+        if !(30..=900).contains(&v) {
+            return Err(format!("slowStartSeconds {v}: {PROVIDER} takes 0 (off) or 30 to 900"));
+        }
+        if s.algorithm == Some(LoadBalancingAlgorithm::LeastRequest) {
+            return Err(format!("{PROVIDER} cannot combine slow start with the LeastRequest algorithm (least_outstanding_requests)"));
+        }
+    }
+    Ok(())
+}
+
+/// What ALB target group health checks can do (ModifyTargetGroup): HTTP or HTTPS, gRPC through
+/// a GRPC target group's matcher; ALB's ranges for the numbers.
+pub fn health_check_support(hc: &HealthCheck) -> Result<(), String> {
+    match hc.protocol {
+        Some(HealthCheckProtocol::Http2) => {
+            return Err(format!("{PROVIDER} health checks speak HTTP or HTTPS (gRPC on GRPC target groups); HTTP2 is not an ALB health check protocol"))
+        }
+        Some(HealthCheckProtocol::Tcp) => return Err(format!("{PROVIDER} checks Application Load Balancer targets over HTTP or HTTPS, not TCP")),
+        _ => {}
+    }
+    health::in_range("intervalSeconds", hc.interval_seconds, 5, 300, PROVIDER)?;
+    health::in_range("timeoutSeconds", hc.timeout_seconds, 2, 120, PROVIDER)?;
+    health::in_range("healthyThreshold", hc.healthy_threshold, 2, 10, PROVIDER)?;
+    health::in_range("unhealthyThreshold", hc.unhealthy_threshold, 2, 10, PROVIDER)?;
+    let interval = hc.interval_seconds.map_or(DEFAULT_INTERVAL as u32, |v| v);
+    let timeout = hc.timeout_seconds.map_or(DEFAULT_TIMEOUT as u32, |v| v);
+    if timeout >= interval {
+        return Err(format!("timeoutSeconds {timeout} must be less than intervalSeconds {interval} ({PROVIDER}'s default where unset)"));
+    }
+    if let Some(codes) = &hc.http_codes {
+        codes_in_range("matcher.httpCodes", codes, 200, 499)?;
+    }
+    if let Some(codes) = &hc.grpc_codes {
+        codes_in_range("matcher.grpcCodes", codes, 0, 99)?;
+    }
+    Ok(())
+}
+
+/// Every code of a `200,204` / `200-399` list lies in `lo..=hi`.
+fn codes_in_range(field: &str, codes: &str, lo: u32, hi: u32) -> Result<(), String> {
+    for part in codes.split(',') {
+        for code in part.split('-') {
+            match code.trim().parse::<u32>() {
+                Ok(c) if (lo..=hi).contains(&c) => {}
+                _ => return Err(format!("{field} {codes}: {PROVIDER} takes codes from {lo} to {hi}")),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Escapes ALB's wildcard characters so a value matches literally.

@@ -659,6 +659,307 @@ spec:
     g.reconcile(None).await;
 }
 
+/// The managed attributes of a target group, as ALB reports them.
+async fn attributes(g: &Ground, arn: &str) -> std::collections::BTreeMap<String, String> {
+    let out = g
+        .elbv2
+        .describe_target_group_attributes()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    out.attributes()
+        .iter()
+        .filter(|a| {
+            [
+                "deregistration_delay.timeout_seconds",
+                "slow_start.duration_seconds",
+                "load_balancing.algorithm.type",
+            ]
+            .contains(&a.key().unwrap_or(""))
+        })
+        .map(|a| {
+            (
+                a.key().unwrap().to_string(),
+                a.value().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn attrs(dereg: &str, slow: &str, alg: &str) -> std::collections::BTreeMap<String, String> {
+    [
+        (
+            "deregistration_delay.timeout_seconds".to_string(),
+            dereg.to_string(),
+        ),
+        ("slow_start.duration_seconds".to_string(), slow.to_string()),
+        ("load_balancing.algorithm.type".to_string(), alg.to_string()),
+    ]
+    .into()
+}
+
+/// BackendPolicy settings land as target group attributes (one ModifyTargetGroupAttributes per
+/// group, changed keys only), a second reconcile makes no mutating call, a changed algorithm is
+/// one more call, and removing the policy restores ALB's defaults. A protocol version change
+/// replaces the group.
+#[tokio::test]
+async fn backend_settings_land_as_attributes_and_removal_restores_defaults() {
+    use cloudgate_provider::backend::{
+        BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm,
+    };
+    let _g = GROUND.lock().await;
+    let mut g = ground("bepolicy").await;
+    let p = http_plan(90, 10, &["10.1.0.1"]);
+    g.reconcile(Some(&p)).await;
+    let tg_arn = |o: &[ObservedResource], svc: &str| {
+        o.iter()
+            .find(|r| {
+                r.key.kind == "elbv2:TargetGroup"
+                    && r.tags[tags::RESOURCE] == format!("target-group/shop/{svc}:80")
+            })
+            .unwrap()
+            .id
+            .clone()
+    };
+    let before = g.observe().await;
+    let (v1, v2) = (tg_arn(&before, "v1"), tg_arn(&before, "v2"));
+    assert_eq!(attributes(&g, &v1).await, attrs("300", "0", "round_robin"));
+
+    g.ctx.backend_settings.insert(
+        ObjKey::new("shop", "v1"),
+        BackendSettings {
+            deregistration_delay_seconds: Some(20),
+            slow_start_seconds: Some(45),
+            ..Default::default()
+        },
+    );
+    let (cs, _, log) = g.reconcile(Some(&p)).await;
+    assert_eq!(kinds(&cs), vec!["update elbv2:TargetGroup"]);
+    assert_eq!(mutating(&log), vec!["elbv2:ModifyTargetGroupAttributes"]);
+    assert_eq!(attributes(&g, &v1).await, attrs("20", "45", "round_robin"));
+    assert_eq!(
+        attributes(&g, &v2).await,
+        attrs("300", "0", "round_robin"),
+        "only the targeted Service"
+    );
+
+    // Steady: nothing to change, and applying the empty change set calls nothing mutating.
+    g.assert_steady(Some(&p)).await;
+    let (cs, _, log) = g.reconcile(Some(&p)).await;
+    assert!(cs.is_empty(), "{:#?}", cs.changes);
+    assert_eq!(mutating(&log), Vec::<String>::new());
+    // The attributes apply wrote are cached: observe reads none while the TTL runs.
+    reset_calls();
+    g.observe().await;
+    assert!(
+        !calls()
+            .iter()
+            .any(|c| c == "elbv2:DescribeTargetGroupAttributes"),
+        "{:?}",
+        calls()
+    );
+
+    // Slow start off and least outstanding requests in one call (ALB refuses the two together).
+    g.ctx.backend_settings.insert(
+        ObjKey::new("shop", "v1"),
+        BackendSettings {
+            deregistration_delay_seconds: Some(20),
+            slow_start_seconds: Some(0),
+            algorithm: Some(LoadBalancingAlgorithm::LeastRequest),
+            ..Default::default()
+        },
+    );
+    let (_, _, log) = g.reconcile(Some(&p)).await;
+    assert_eq!(mutating(&log), vec!["elbv2:ModifyTargetGroupAttributes"]);
+    assert_eq!(
+        attributes(&g, &v1).await,
+        attrs("20", "0", "least_outstanding_requests")
+    );
+    g.assert_steady(Some(&p)).await;
+
+    // The policy goes: ALB's defaults come back.
+    g.ctx.backend_settings.clear();
+    let (_, _, log) = g.reconcile(Some(&p)).await;
+    assert_eq!(mutating(&log), vec!["elbv2:ModifyTargetGroupAttributes"]);
+    assert_eq!(attributes(&g, &v1).await, attrs("300", "0", "round_robin"));
+    g.assert_steady(Some(&p)).await;
+
+    // A protocol version is fixed at creation: a new group (with the policy's attributes),
+    // rules re-pointed, the old group deleted.
+    g.ctx.backend_settings.insert(
+        ObjKey::new("shop", "v1"),
+        BackendSettings {
+            protocol_version: Some(BackendProtocolVersion::Http2),
+            algorithm: Some(LoadBalancingAlgorithm::Random),
+            ..Default::default()
+        },
+    );
+    let (cs, _, log) = g.reconcile(Some(&p)).await;
+    assert_eq!(kinds(&cs), vec!["update elbv2:TargetGroup"]);
+    assert_eq!(
+        mutating(&log),
+        vec![
+            "elbv2:CreateTargetGroup",
+            "elbv2:ModifyTargetGroupAttributes",
+            "elbv2:RegisterTargets",
+            "elbv2:ModifyRule",
+            "elbv2:DeleteTargetGroup"
+        ]
+    );
+    let after = g.assert_steady(Some(&p)).await;
+    let v1_new = tg_arn(&after, "v1");
+    assert_ne!(v1_new, v1);
+    assert_eq!(
+        g.elbv2
+            .describe_target_groups()
+            .target_group_arns(&v1_new)
+            .send()
+            .await
+            .unwrap()
+            .target_groups()[0]
+            .protocol_version(),
+        Some("HTTP2")
+    );
+    assert_eq!(
+        attributes(&g, &v1_new).await,
+        attrs("300", "0", "weighted_random")
+    );
+    assert!(
+        format!(
+            "{:?}",
+            g.elbv2
+                .describe_target_groups()
+                .target_group_arns(&v1)
+                .send()
+                .await
+                .unwrap_err()
+        )
+        .contains("TargetGroupNotFound")
+    );
+
+    g.reconcile(None).await;
+    assert!(g.observe().await.is_empty());
+}
+
+/// An attribute changed behind cloudgate's back is put back once the attribute cache entry has
+/// expired (a zero TTL here: every observe reads the attributes).
+#[tokio::test]
+async fn attribute_drift_is_corrected_after_the_cache_ttl() {
+    let _g = GROUND.lock().await;
+    let mut g = ground("attrdrift").await;
+    let opts = CloudOptions {
+        requests_per_second: 200.0,
+        burst: 50,
+        attribute_cache_ttl: std::time::Duration::ZERO,
+        ..CloudOptions::default()
+    };
+    g.cloud = AlbCloud::new(&load_sdk_config(&opts).await, &opts);
+    let p = http_plan(90, 10, &["10.1.0.1"]);
+    g.reconcile(Some(&p)).await;
+    let o = g.observe().await;
+    let tg = o
+        .iter()
+        .find(|r| r.key.kind == "elbv2:TargetGroup")
+        .unwrap()
+        .id
+        .clone();
+    let a = aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+        .key("slow_start.duration_seconds")
+        .value("120")
+        .build();
+    g.elbv2
+        .modify_target_group_attributes()
+        .target_group_arn(&tg)
+        .attributes(a)
+        .send()
+        .await
+        .unwrap();
+    let (cs, _, log) = g.reconcile(Some(&p)).await;
+    assert_eq!(kinds(&cs), vec!["update elbv2:TargetGroup"]);
+    assert_eq!(mutating(&log), vec!["elbv2:ModifyTargetGroupAttributes"]);
+    assert_eq!(attributes(&g, &tg).await, attrs("300", "0", "round_robin"));
+    g.reconcile(None).await;
+}
+
+/// HealthCheckPolicy settings land on the target group (one ModifyTargetGroup with the whole
+/// health check), read back steady, and removing the policy restores cloudgate's defaults.
+#[tokio::test]
+async fn health_check_policy_lands_and_removal_restores_defaults() {
+    use cloudgate_provider::health::{HealthCheck, HealthCheckProtocol};
+    let _g = GROUND.lock().await;
+    let mut g = ground("hcpolicy").await;
+    let p = http_plan(90, 10, &["10.1.0.1"]);
+    g.reconcile(Some(&p)).await;
+    let names = g.name_of(&p, "elbv2:TargetGroup");
+    let v1_name = names.iter().find(|n| n.contains("-v1-")).unwrap().clone();
+    let read = |t: &aws_sdk_elasticloadbalancingv2::types::TargetGroup| {
+        (
+            t.health_check_protocol().map(|p| p.as_str().to_string()),
+            t.health_check_port().map(str::to_string),
+            t.health_check_path().map(str::to_string),
+            t.health_check_interval_seconds(),
+            t.health_check_timeout_seconds(),
+            t.healthy_threshold_count(),
+            t.unhealthy_threshold_count(),
+            t.matcher().and_then(|m| m.http_code()).map(str::to_string),
+        )
+    };
+    let s = |v: &str| Some(v.to_string());
+    let defaults = (
+        s("HTTP"),
+        s("traffic-port"),
+        s("/"),
+        Some(30),
+        Some(5),
+        Some(5),
+        Some(2),
+        s("200-499"),
+    );
+    assert_eq!(read(&g.tg(&v1_name).await.unwrap()), defaults);
+
+    g.ctx.health_checks.insert(
+        ObjKey::new("shop", "v1"),
+        HealthCheck {
+            protocol: Some(HealthCheckProtocol::Http),
+            path: Some("/healthz".into()),
+            port: Some(9000),
+            interval_seconds: Some(10),
+            timeout_seconds: Some(3),
+            healthy_threshold: Some(2),
+            unhealthy_threshold: Some(4),
+            http_codes: Some("200,204".into()),
+            grpc_codes: None,
+        },
+    );
+    let (cs, _, log) = g.reconcile(Some(&p)).await;
+    assert_eq!(kinds(&cs), vec!["update elbv2:TargetGroup"]);
+    assert_eq!(mutating(&log), vec!["elbv2:ModifyTargetGroup"]);
+    assert_eq!(
+        read(&g.tg(&v1_name).await.unwrap()),
+        (
+            s("HTTP"),
+            s("9000"),
+            s("/healthz"),
+            Some(10),
+            Some(3),
+            Some(2),
+            Some(4),
+            s("200,204")
+        )
+    );
+    g.assert_steady(Some(&p)).await;
+    let (_, _, log) = g.reconcile(Some(&p)).await;
+    assert_eq!(mutating(&log), Vec::<String>::new());
+
+    g.ctx.health_checks.clear();
+    let (_, _, log) = g.reconcile(Some(&p)).await;
+    assert_eq!(mutating(&log), vec!["elbv2:ModifyTargetGroup"]);
+    assert_eq!(read(&g.tg(&v1_name).await.unwrap()), defaults);
+    g.assert_steady(Some(&p)).await;
+    g.reconcile(None).await;
+}
+
 // --- lost answers (the fault proxy) ----------------------------------------------------------
 
 /// Configures the ground's fault proxy (tests/ground/faults): `POST /_faults/config`.

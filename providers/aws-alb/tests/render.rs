@@ -186,3 +186,284 @@ fn large_weights_scale_into_alb_range() {
     assert_eq!(split["actions"][0]["targetGroups"][0]["weight"], 999);
     assert_eq!(split["actions"][0]["targetGroups"][1]["weight"], 0);
 }
+
+fn render_with(yaml: &str, ctx: &RenderContext) -> ResourceGraph {
+    let mut w = World::new();
+    let mut l = Loaded::default();
+    load_str("t", yaml, &mut w, &mut l).unwrap();
+    let t = translate_gateway(&w, &ObjKey::new("shop", "web"), &capabilities()).unwrap();
+    AlbProvider::default().render(&t.plan, ctx).unwrap()
+}
+
+/// The target group of Service `svc` (both Services listen on port 80).
+fn tg_of<'a>(g: &'a ResourceGraph, svc: &str) -> &'a Value {
+    let role = format!("target-group/shop/{svc}:80");
+    &g.resources
+        .iter()
+        .find(|r| r.key.kind == KIND_TARGET_GROUP && r.tags[tags::RESOURCE] == role)
+        .unwrap_or_else(|| panic!("no target group for {svc}"))
+        .spec
+}
+
+#[test]
+fn backend_settings_become_target_group_attributes_and_unset_ones_alb_defaults() {
+    use cloudgate_provider::backend::{
+        BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm,
+    };
+    let yaml = format!("{BASE}{ROUTE}");
+    let plain = render_with(&yaml, &ctx());
+    let defaults = json!({"deregistration_delay.timeout_seconds": "300", "slow_start.duration_seconds": "0", "load_balancing.algorithm.type": "round_robin"});
+    assert_eq!(tg_of(&plain, "v1")["attributes"], defaults);
+    assert_eq!(tg_of(&plain, "v1")["protocolVersion"], "HTTP1");
+
+    let mut c = ctx();
+    c.backend_settings.insert(
+        ObjKey::new("shop", "v1"),
+        BackendSettings {
+            deregistration_delay_seconds: Some(30),
+            slow_start_seconds: Some(60),
+            ..Default::default()
+        },
+    );
+    c.backend_settings.insert(
+        ObjKey::new("shop", "v2"),
+        BackendSettings {
+            protocol_version: Some(BackendProtocolVersion::Http2),
+            algorithm: Some(LoadBalancingAlgorithm::LeastRequest),
+            ..Default::default()
+        },
+    );
+    let g = render_with(&yaml, &c);
+    assert_eq!(
+        tg_of(&g, "v1")["attributes"],
+        json!({"deregistration_delay.timeout_seconds": "30", "slow_start.duration_seconds": "60", "load_balancing.algorithm.type": "round_robin"})
+    );
+    assert_eq!(tg_of(&g, "v1")["protocolVersion"], "HTTP1");
+    assert_eq!(
+        tg_of(&g, "v2")["attributes"],
+        json!({"deregistration_delay.timeout_seconds": "300", "slow_start.duration_seconds": "0", "load_balancing.algorithm.type": "least_outstanding_requests"})
+    );
+    assert_eq!(tg_of(&g, "v2")["protocolVersion"], "HTTP2");
+    // Same keys: attributes change in place; the protocol version change is an update apply
+    // turns into a replacement group.
+    let observed: Vec<ObservedResource> = plain
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ObservedResource {
+            key: r.key.clone(),
+            id: format!("arn:{i}"),
+            tags: r.tags.clone(),
+            spec: r.spec.clone(),
+        })
+        .collect();
+    let cs = diff(&g, &observed, "prod-1", KIND_ORDER);
+    assert_eq!(cs.changes.len(), 2, "{:#?}", cs.changes);
+    assert!(cs.changes.iter().all(|c| c.key().kind == KIND_TARGET_GROUP
+        && matches!(c, cloudgate_provider::diff::Change::Update { .. })));
+}
+
+#[test]
+fn grpc_route_backends_stay_grpc_whatever_the_policy_says() {
+    use cloudgate_provider::backend::{BackendProtocolVersion, BackendSettings};
+    let grpc = r#"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: rpc, namespace: shop}
+spec:
+  parentRefs: [{name: web}]
+  rules:
+  - backendRefs: [{name: v1, port: 80}]
+"#;
+    let mut c = ctx();
+    c.backend_settings.insert(
+        ObjKey::new("shop", "v1"),
+        BackendSettings {
+            protocol_version: Some(BackendProtocolVersion::Http1),
+            ..Default::default()
+        },
+    );
+    let g = render_with(&format!("{BASE}{grpc}"), &c);
+    assert_eq!(tg_of(&g, "v1")["protocolVersion"], "GRPC");
+    assert_eq!(tg_of(&g, "v1")["matcher"], "0-99");
+    // An HTTPRoute backend the policy makes gRPC gets the gRPC health check defaults.
+    let mut c = ctx();
+    c.backend_settings.insert(
+        ObjKey::new("shop", "v2"),
+        BackendSettings {
+            protocol_version: Some(BackendProtocolVersion::Grpc),
+            ..Default::default()
+        },
+    );
+    let g = render_with(&format!("{BASE}{ROUTE}"), &c);
+    assert_eq!(tg_of(&g, "v2")["protocolVersion"], "GRPC");
+    assert_eq!(tg_of(&g, "v2")["healthCheckPath"], "/AWS.ALB/healthcheck");
+    assert_eq!(tg_of(&g, "v2")["matcher"], "0-99");
+}
+
+#[test]
+fn backend_settings_support_names_what_alb_cannot_do() {
+    use cloudgate_provider::backend::{
+        BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm,
+    };
+    let p = AlbProvider::default();
+    let all = BackendSettings {
+        protocol_version: Some(BackendProtocolVersion::Grpc),
+        deregistration_delay_seconds: Some(3600),
+        slow_start_seconds: Some(900),
+        algorithm: Some(LoadBalancingAlgorithm::Random),
+    };
+    assert_eq!(p.backend_settings_support(&all), Ok(()));
+    assert_eq!(
+        p.backend_settings_support(&BackendSettings {
+            slow_start_seconds: Some(0),
+            algorithm: Some(LoadBalancingAlgorithm::LeastRequest),
+            ..Default::default()
+        }),
+        Ok(())
+    );
+    let lor = BackendSettings {
+        slow_start_seconds: Some(30),
+        algorithm: Some(LoadBalancingAlgorithm::LeastRequest),
+        ..Default::default()
+    };
+    assert!(
+        p.backend_settings_support(&lor)
+            .unwrap_err()
+            .contains("slow start with the LeastRequest")
+    );
+    let short = BackendSettings {
+        slow_start_seconds: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(
+        p.backend_settings_support(&short).unwrap_err(),
+        "slowStartSeconds 10: aws-alb takes 0 (off) or 30 to 900"
+    );
+    let long = BackendSettings {
+        deregistration_delay_seconds: Some(3601),
+        ..Default::default()
+    };
+    assert_eq!(
+        p.backend_settings_support(&long).unwrap_err(),
+        "deregistrationDelaySeconds 3601: aws-alb takes 0 to 3600"
+    );
+}
+
+#[test]
+fn health_check_policy_sets_every_field_and_unset_ones_keep_the_defaults() {
+    use cloudgate_provider::health::{HealthCheck, HealthCheckProtocol};
+    let yaml = format!("{BASE}{ROUTE}");
+    let plain = render_with(&yaml, &ctx());
+    let hc_fields = |v: &Value| {
+        json!([
+            v["healthCheckProtocol"],
+            v["healthCheckPort"],
+            v["healthCheckPath"],
+            v["healthCheckIntervalSeconds"],
+            v["healthCheckTimeoutSeconds"],
+            v["healthyThresholdCount"],
+            v["unhealthyThresholdCount"],
+            v["matcher"]
+        ])
+    };
+    assert_eq!(
+        hc_fields(tg_of(&plain, "v1")),
+        json!(["HTTP", "traffic-port", "/", 30, 5, 5, 2, "200-499"])
+    );
+
+    let mut c = ctx();
+    let hc = HealthCheck {
+        protocol: Some(HealthCheckProtocol::Https),
+        path: Some("/healthz".into()),
+        port: Some(8443),
+        interval_seconds: Some(10),
+        healthy_threshold: Some(3),
+        http_codes: Some("200,204".into()),
+        ..Default::default()
+    };
+    c.health_checks.insert(ObjKey::new("shop", "v1"), hc);
+    let g = render_with(&yaml, &c);
+    assert_eq!(
+        hc_fields(tg_of(&g, "v1")),
+        json!(["HTTPS", "8443", "/healthz", 10, 5, 3, 2, "200,204"])
+    );
+    assert_eq!(
+        hc_fields(tg_of(&g, "v2")),
+        hc_fields(tg_of(&plain, "v2")),
+        "only the targeted Service"
+    );
+}
+
+#[test]
+fn health_check_support_names_what_alb_cannot_do() {
+    use cloudgate_provider::health::{HealthCheck, HealthCheckProtocol};
+    let p = AlbProvider::default();
+    let ok = HealthCheck {
+        protocol: Some(HealthCheckProtocol::Grpc),
+        grpc_codes: Some("0-12".into()),
+        interval_seconds: Some(5),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(p.health_check_support(&ok), Ok(()));
+    let err = |hc: HealthCheck| p.health_check_support(&hc).unwrap_err();
+    assert!(
+        err(HealthCheck {
+            protocol: Some(HealthCheckProtocol::Http2),
+            ..Default::default()
+        })
+        .contains("HTTP2 is not an ALB health check protocol")
+    );
+    assert!(
+        err(HealthCheck {
+            protocol: Some(HealthCheckProtocol::Tcp),
+            ..Default::default()
+        })
+        .contains("not TCP")
+    );
+    assert_eq!(
+        err(HealthCheck {
+            timeout_seconds: Some(1),
+            ..Default::default()
+        }),
+        "timeoutSeconds 1: aws-alb takes 2 to 120"
+    );
+    assert_eq!(
+        err(HealthCheck {
+            interval_seconds: Some(301),
+            ..Default::default()
+        }),
+        "intervalSeconds 301: aws-alb takes 5 to 300"
+    );
+    assert_eq!(
+        err(HealthCheck {
+            unhealthy_threshold: Some(11),
+            ..Default::default()
+        }),
+        "unhealthyThreshold 11: aws-alb takes 2 to 10"
+    );
+    // Against the default interval (30 s) when only the timeout is set.
+    assert!(
+        err(HealthCheck {
+            timeout_seconds: Some(60),
+            ..Default::default()
+        })
+        .contains("timeoutSeconds 60 must be less than intervalSeconds 30")
+    );
+    assert!(
+        err(HealthCheck {
+            http_codes: Some("200-599".into()),
+            ..Default::default()
+        })
+        .contains("from 200 to 499")
+    );
+    assert!(
+        err(HealthCheck {
+            http_codes: Some("100".into()),
+            ..Default::default()
+        })
+        .contains("from 200 to 499")
+    );
+}

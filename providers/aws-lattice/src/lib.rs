@@ -127,6 +127,10 @@ impl Provider for LatticeProvider {
     fn access_policy_support(&self, s: &cloudgate_provider::access::AccessSettings) -> Result<(), String> {
         render::access_policy_support(s)
     }
+
+    fn backend_settings_support(&self, s: &cloudgate_provider::backend::BackendSettings) -> Result<(), String> {
+        render::backend_settings_support(s)
+    }
 }
 
 /// Where the Gateway's addresses come from: the DNS name Lattice assigns each service

@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use cloudgate_provider::access::{AccessSettings, AccessTarget};
+use cloudgate_provider::backend::{BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm};
 use cloudgate_provider::health::{self, HealthCheck, HealthCheckProtocol};
 use cloudgate_provider::names::{self, LATTICE, LATTICE_TG};
 use cloudgate_provider::{tags, DesiredResource, RenderContext, RenderError, ResourceGraph, ResourceKey};
@@ -319,6 +320,7 @@ impl<'a> Renderer<'a> {
     fn target_group_ref(&self, id: &BackendId, route: &RouteWork<'_>, listener: &ListenerPlan) -> Result<TgRef, RenderError> {
         let backend = self.backend(id)?;
         let flavour = flavour(backend, route.key.kind, is_passthrough(listener));
+        let flavour = with_backend_settings(flavour, self.ctx.backend_settings.get(&backend.service), route.key.kind);
         let label = flavour.label();
         let port = backend.port.to_string();
         let name = cloud_name(
@@ -673,6 +675,35 @@ fn flavour(backend: &Backend, route_kind: RouteKind, passthrough: bool) -> Flavo
         ProtocolVersion::Http1
     };
     Flavour { protocol, version: Some(version), ip }
+}
+
+/// A BackendPolicy's protocol version for an HTTPRoute's target groups. It is part of the
+/// flavour, hence of the target group's name: a change renders a new target group. GRPCRoute
+/// backends stay gRPC and TLS passthrough (TCP) target groups have no protocol version.
+fn with_backend_settings(mut f: Flavour, s: Option<&BackendSettings>, route_kind: RouteKind) -> Flavour {
+    if let (Some(v), Some(_), RouteKind::Http) = (s.and_then(|s| s.protocol_version), f.version, route_kind) {
+        f.version = Some(match v {
+            BackendProtocolVersion::Http1 => ProtocolVersion::Http1,
+            BackendProtocolVersion::Http2 => ProtocolVersion::Http2,
+            BackendProtocolVersion::Grpc => ProtocolVersion::Grpc,
+        });
+    }
+    f
+}
+
+/// What Lattice target groups can take from a BackendPolicy: the protocol version only, and
+/// round robin, the one algorithm Lattice has.
+pub fn backend_settings_support(s: &BackendSettings) -> Result<(), String> {
+    if s.deregistration_delay_seconds.is_some() {
+        return Err(format!("{PROVIDER} target groups have no deregistration delay setting (deregistrationDelaySeconds)"));
+    }
+    if s.slow_start_seconds.is_some() {
+        return Err(format!("{PROVIDER} target groups have no slow start setting (slowStartSeconds)"));
+    }
+    match s.algorithm {
+        None | Some(LoadBalancingAlgorithm::RoundRobin) => Ok(()),
+        Some(a) => Err(format!("{PROVIDER} balances round robin only; algorithm {a:?} cannot be set")),
+    }
 }
 
 /// Health checks as Lattice would default them, written out so drift is visible in the diff.

@@ -455,6 +455,37 @@ fn health_check_policies_set_the_target_group_health_check() {
 }
 
 #[test]
+fn backend_policy_protocol_version_renders_a_new_target_group() {
+    use cloudgate_provider::backend::{BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm};
+    let w = one_route_world();
+    let t = translate(&w, "apps", "gw");
+    let plain = LatticeProvider::default().render(&t.plan, &ctx()).unwrap();
+    let before = one(&plain, kind::TARGET_GROUP);
+    assert_eq!(before.spec["config"]["protocolVersion"], "HTTP1");
+
+    let mut c = ctx();
+    let s = BackendSettings { protocol_version: Some(BackendProtocolVersion::Http2), algorithm: Some(LoadBalancingAlgorithm::RoundRobin), ..Default::default() };
+    c.backend_settings.insert(ObjKey::new("apps", "web-v1"), s.clone());
+    let g = LatticeProvider::default().render(&t.plan, &c).unwrap();
+    let after = one(&g, kind::TARGET_GROUP);
+    assert_eq!(after.spec["config"]["protocolVersion"], "HTTP2");
+    // Immutable in Lattice: another name, so diff creates the new group and deletes the old.
+    assert_ne!(after.key, before.key);
+    assert!(after.key.name.contains("http2"), "{}", after.key.name);
+    // What forwards to the group forwards to the new one.
+    let refers = |g: &ResourceGraph, n: &str| g.resources.iter().filter(|r| r.key.kind != kind::TARGET_GROUP).any(|r| r.spec.to_string().contains(n));
+    assert!(refers(&g, &after.key.name) && !refers(&g, &before.key.name));
+
+    let p = LatticeProvider::default();
+    assert_eq!(p.backend_settings_support(&s), Ok(()));
+    let err = |s: BackendSettings| p.backend_settings_support(&s).unwrap_err();
+    assert!(err(BackendSettings { algorithm: Some(LoadBalancingAlgorithm::LeastRequest), ..Default::default() }).contains("round robin only"));
+    assert!(err(BackendSettings { algorithm: Some(LoadBalancingAlgorithm::Random), ..Default::default() }).contains("round robin only"));
+    assert!(err(BackendSettings { deregistration_delay_seconds: Some(30), ..Default::default() }).contains("no deregistration delay"));
+    assert!(err(BackendSettings { slow_start_seconds: Some(0), ..Default::default() }).contains("no slow start"));
+}
+
+#[test]
 fn grpc_route_gets_a_grpc_target_group_and_an_exact_path_rule() {
     let docs = r#"
 apiVersion: gateway.networking.k8s.io/v1

@@ -7,7 +7,8 @@
 //! | rule priorities                | one SetRulePriorities per listener (two when rules |
 //! |                                | must step aside first, e.g. a shift 1->2, 2->3)    |
 //! | target group endpoints         | RegisterTargets / DeregisterTargets of the delta   |
-//! | target group health check      | ModifyTargetGroup                                  |
+//! | target group health check      | ModifyTargetGroup (the whole health check)         |
+//! | target group attributes        | ModifyTargetGroupAttributes (changed keys only)    |
 //! | target group immutable fields  | new group under the same key, rules re-pointed,    |
 //! |                                | old group deleted at the end                       |
 //! | listener port/protocol/default | ModifyListener (changed fields only); extra        |
@@ -43,7 +44,7 @@ use super::convert::{action_to_sdk, condition_to_sdk, elb_tags, ingress_to_sdk, 
 use super::errors::CallFailure;
 use super::sdk::{Clients, ACM, EC2, ELBV2};
 use super::{TAG_CERTIFICATE_SHA256, TAG_SECRET};
-use crate::render::{Action, AlbProvider, CertificateSpec, IngressRule, ListenerSpec, LoadBalancerSpec, RuleSpec, SecurityGroupSpec, Target, TargetGroupSpec};
+use crate::render::{Action, AlbProvider, CertificateSpec, IngressRule, ListenerSpec, LoadBalancerSpec, RuleSpec, SecurityGroupSpec, Target, TargetGroupSpec, MANAGED_ATTRIBUTES};
 use crate::{KIND_CERTIFICATE, KIND_LISTENER, KIND_LOAD_BALANCER, KIND_RULE, KIND_SECURITY_GROUP, KIND_TARGET_GROUP};
 
 const MAX_RULE_PRIORITY: u32 = 50_000;
@@ -243,6 +244,7 @@ impl<'a> Run<'a> {
                         }
                         let r = self.m(ELBV2, "DeleteTargetGroup", cl.elbv2.delete_target_group().target_group_arn(&o.id).send()).await;
                         gone(r.map(|_| ()), &["TargetGroupNotFound"])?;
+                        cl.attributes.remove(&o.id);
                     }
                     KIND_LOAD_BALANCER => self.delete_lb(o).await?,
                     KIND_CERTIFICATE => {
@@ -299,6 +301,7 @@ impl<'a> Run<'a> {
             self.repoint(&old).await?;
             let r = self.m(ELBV2, "DeleteTargetGroup", cl.elbv2.delete_target_group().target_group_arn(&old).send()).await;
             gone(r.map(|_| ()), &["TargetGroupNotFound"])?;
+            cl.attributes.remove(&old);
             self.deleted.insert(old);
         }
         Ok(())
@@ -470,7 +473,6 @@ impl<'a> Run<'a> {
     // --- target groups -----------------------------------------------------------------------
 
     async fn create_tg_named(&mut self, cloud_name: &str, d: &DesiredResource, s: &TargetGroupSpec) -> Result<String, CloudError> {
-        let matcher = if s.protocol_version == "GRPC" { el::Matcher::builder().grpc_code(&s.matcher) } else { el::Matcher::builder().http_code(&s.matcher) }.build();
         let cl = self.cl;
         let req = cl
             .elbv2
@@ -481,18 +483,36 @@ impl<'a> Run<'a> {
             .protocol_version(&s.protocol_version)
             .port(s.port)
             .vpc_id(&s.vpc_id)
-            .health_check_path(&s.health_check_path)
-            .matcher(matcher)
             .set_tags(Some(elb_tags(&d.tags)));
-        let out = self.m(ELBV2, "CreateTargetGroup", req.send()).await?;
+        let out = self.m(ELBV2, "CreateTargetGroup", with_health_check!(req, s).send()).await?;
         let arn = out
             .target_groups()
             .first()
             .and_then(|t| t.target_group_arn())
             .ok_or_else(|| permanent(ELBV2, "CreateTargetGroup", "no target group in the answer"))?
             .to_string();
+        // A new group has ALB's default attributes.
+        let defaults: BTreeMap<String, String> = MANAGED_ATTRIBUTES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.sync_attributes(&arn, &defaults, &s.attributes).await?;
         self.sync_targets(&arn, &[], &s.targets).await?;
         Ok(arn)
+    }
+
+    /// ModifyTargetGroupAttributes with the attributes that differ, in one call (ALB checks the
+    /// combination: slow start and least_outstanding_requests must not meet even in passing).
+    async fn sync_attributes(&mut self, arn: &str, have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> Result<(), CloudError> {
+        let changed: Vec<el::TargetGroupAttribute> =
+            want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| el::TargetGroupAttribute::builder().key(k).value(v).build()).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let cl = self.cl;
+        let req = cl.elbv2.modify_target_group_attributes().target_group_arn(arn).set_attributes(Some(changed));
+        self.m(ELBV2, "ModifyTargetGroupAttributes", req.send()).await?;
+        let mut now = have.clone();
+        now.extend(want.iter().map(|(k, v)| (k.clone(), v.clone())));
+        cl.attributes.put(arn, now);
+        Ok(())
     }
 
     async fn sync_targets(&mut self, arn: &str, have: &[Target], want: &[Target]) -> Result<(), CloudError> {
@@ -511,14 +531,16 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Health check, targets and tags: what can change on a target group in place.
+    /// Health check, attributes, targets and tags: what can change on a target group in place.
     async fn update_tg_in_place(&mut self, arn: &str, d: &DesiredResource, s: &TargetGroupSpec, o: &ObservedResource, have: &TargetGroupSpec) -> Result<(), CloudError> {
         let cl = self.cl;
-        if have.health_check_path != s.health_check_path || have.matcher != s.matcher {
-            let matcher = if s.protocol_version == "GRPC" { el::Matcher::builder().grpc_code(&s.matcher) } else { el::Matcher::builder().http_code(&s.matcher) }.build();
-            let req = cl.elbv2.modify_target_group().target_group_arn(arn).health_check_path(&s.health_check_path).matcher(matcher);
-            self.m(ELBV2, "ModifyTargetGroup", req.send()).await?;
+        if health_check(have) != health_check(s) {
+            // The whole health check in one call: ALB checks the timeout against the interval
+            // of the same request, so a partial update could fail between two valid states.
+            let req = cl.elbv2.modify_target_group().target_group_arn(arn);
+            self.m(ELBV2, "ModifyTargetGroup", with_health_check!(req, s).send()).await?;
         }
+        self.sync_attributes(arn, &have.attributes, &s.attributes).await?;
         self.sync_targets(arn, &have.targets, &s.targets).await?;
         self.sync_elb_tags(arn, &d.tags, &o.tags).await
     }
@@ -794,6 +816,40 @@ impl<'a> Run<'a> {
     }
 }
 
+/// Sets every health check field of a CreateTargetGroup or ModifyTargetGroup request (two
+/// builder types with the same setters) from a spec.
+macro_rules! with_health_check {
+    ($req:expr, $s:expr) => {
+        $req.health_check_protocol(el::ProtocolEnum::from($s.health_check_protocol.as_str()))
+            .health_check_port(&$s.health_check_port)
+            .health_check_path(&$s.health_check_path)
+            .health_check_interval_seconds($s.health_check_interval_seconds)
+            .health_check_timeout_seconds($s.health_check_timeout_seconds)
+            .healthy_threshold_count($s.healthy_threshold_count)
+            .unhealthy_threshold_count($s.unhealthy_threshold_count)
+            .matcher(matcher($s))
+    };
+}
+use with_health_check;
+
+/// A GRPC target group's matcher holds gRPC codes, any other's HTTP codes.
+fn matcher(s: &TargetGroupSpec) -> el::Matcher {
+    if s.protocol_version == "GRPC" { el::Matcher::builder().grpc_code(&s.matcher) } else { el::Matcher::builder().http_code(&s.matcher) }.build()
+}
+
+fn health_check(s: &TargetGroupSpec) -> (&str, &str, &str, i32, i32, i32, i32, &str) {
+    (
+        &s.health_check_protocol,
+        &s.health_check_port,
+        &s.health_check_path,
+        s.health_check_interval_seconds,
+        s.health_check_timeout_seconds,
+        s.healthy_threshold_count,
+        s.unhealthy_threshold_count,
+        &s.matcher,
+    )
+}
+
 fn immutable(s: &TargetGroupSpec) -> (&str, &str, &str, i32, &str) {
     (&s.target_type, &s.protocol, &s.protocol_version, s.port, &s.vpc_id)
 }
@@ -842,8 +898,15 @@ mod tests {
             protocol_version: "GRPC".into(),
             port: 80,
             vpc_id: "vpc-1".into(),
+            health_check_protocol: "HTTP".into(),
+            health_check_port: "traffic-port".into(),
             health_check_path: "/".into(),
+            health_check_interval_seconds: 30,
+            health_check_timeout_seconds: 5,
+            healthy_threshold_count: 5,
+            unhealthy_threshold_count: 2,
             matcher: "0-99".into(),
+            attributes: BTreeMap::new(),
             targets: vec![],
         };
         let name = "cg-shop-v1-80-0123456789";

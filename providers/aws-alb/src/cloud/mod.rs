@@ -52,16 +52,16 @@ impl AlbCloud {
     /// From an existing SDK configuration (build it with [`load_sdk_config`] to keep
     /// cloudgate's retry/timeout settings and TLS stack). A fresh rate limiter and call counter.
     pub fn new(sdk: &SdkConfig, opts: &CloudOptions) -> Self {
-        Self::with_shared(sdk, Arc::new(RateLimiter::new(opts.requests_per_second, opts.burst)), Arc::new(CallCounter::new()))
+        Self::with_shared(sdk, opts, Arc::new(RateLimiter::new(opts.requests_per_second, opts.burst)), Arc::new(CallCounter::new()))
     }
 
     /// Shares a rate limiter and call counter with other providers of the same account.
-    pub fn with_shared(sdk: &SdkConfig, limiter: Arc<RateLimiter>, calls: Arc<CallCounter>) -> Self {
+    pub fn with_shared(sdk: &SdkConfig, opts: &CloudOptions, limiter: Arc<RateLimiter>, calls: Arc<CallCounter>) -> Self {
         // Every call through these clients says it is cloudgate's (User-Agent `app/cloudgate`):
         // CloudTrail shows who called, and the IAM coverage check tells them from test fixtures'.
         let app = aws_config::AppName::new(cloudgate_provider::cloud::APP_NAME).expect("APP_NAME is a valid app name");
         let sdk = sdk.to_builder().app_name(app).build();
-        AlbCloud { render: Arc::new(AlbProvider::default()), clients: sdk::Clients::new(&sdk, limiter, calls) }
+        AlbCloud { render: Arc::new(AlbProvider::default()), clients: sdk::Clients::new(&sdk, limiter, calls, opts.attribute_cache_ttl) }
     }
 
     /// Calls made so far, by service / operation / outcome.
@@ -85,6 +85,14 @@ impl Provider for AlbCloud {
 
     fn render(&self, plan: &LoadBalancerPlan, ctx: &RenderContext) -> Result<ResourceGraph, RenderError> {
         self.render.render(plan, ctx)
+    }
+
+    fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
+        self.render.health_check_support(hc)
+    }
+
+    fn backend_settings_support(&self, s: &cloudgate_provider::backend::BackendSettings) -> Result<(), String> {
+        self.render.backend_settings_support(s)
     }
 }
 

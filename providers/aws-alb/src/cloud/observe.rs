@@ -5,7 +5,9 @@
 //!
 //! Reads: DescribeSecurityGroups (tag filters, server side); ListCertificates +
 //! ListTagsForCertificate; DescribeLoadBalancers and DescribeTargetGroups + DescribeTags in
-//! batches of 20; DescribeTargetHealth per owned target group; DescribeListeners,
+//! batches of 20; DescribeTargetHealth per owned target group, DescribeTargetGroupAttributes
+//! per owned target group whose attributes are not cached (`sdk::AttributeCache`: in steady
+//! state, once per group per `CloudOptions::attribute_cache_ttl`); DescribeListeners,
 //! DescribeListenerCertificates (HTTPS only) and DescribeRules per owned load balancer /
 //! listener, + DescribeTags.
 
@@ -20,9 +22,9 @@ use cloudgate_provider::tags;
 use serde_json::{json, Value};
 
 use super::convert::{actions_from_sdk, conditions_from_sdk, elb_tag_map, forwarded_arns, ingress_from_sdk};
-use super::sdk::{Clients, ACM, EC2, ELBV2};
+use super::sdk::{Attributes, Clients, ACM, EC2, ELBV2};
 use super::{TAG_CERTIFICATE_SHA256, TAG_SECRET};
-use crate::render::{CertificateSpec, SecurityGroupSpec, Target, TargetGroupSpec};
+use crate::render::{CertificateSpec, SecurityGroupSpec, Target, TargetGroupSpec, MANAGED_ATTRIBUTES};
 use crate::{KIND_CERTIFICATE, KIND_LISTENER, KIND_LOAD_BALANCER, KIND_RULE, KIND_SECURITY_GROUP, KIND_TARGET_GROUP};
 
 /// ELBv2 DescribeTags takes at most 20 ARNs.
@@ -162,6 +164,20 @@ pub async fn observe(cl: &Clients, owner: &Owner) -> Result<Vec<ObservedResource
         targets.sort();
         targets.dedup();
         let matcher = tg.matcher().and_then(|m| m.grpc_code().or(m.http_code())).unwrap_or_default();
+        let attributes = match cl.attributes.get(arn) {
+            Some(a) => a,
+            None => {
+                let out = cl.call(ELBV2, "DescribeTargetGroupAttributes", cl.elbv2.describe_target_group_attributes().target_group_arn(arn).send()).await?;
+                let a: Attributes = out
+                    .attributes()
+                    .iter()
+                    .filter_map(|a| Some((a.key()?.to_string(), a.value().unwrap_or_default().to_string())))
+                    .filter(|(k, _)| MANAGED_ATTRIBUTES.iter().any(|(m, _)| m == k))
+                    .collect();
+                cl.attributes.put(arn, a.clone());
+                a
+            }
+        };
         let spec = TargetGroupSpec {
             target_type: tg.target_type().map(|x| x.as_str()).unwrap_or_default().to_string(),
             protocol: tg.protocol().map(|x| x.as_str()).unwrap_or_default().to_string(),
@@ -169,8 +185,15 @@ pub async fn observe(cl: &Clients, owner: &Owner) -> Result<Vec<ObservedResource
             protocol_version: tg.protocol_version().unwrap_or("HTTP1").to_string(),
             port: tg.port().unwrap_or_default(),
             vpc_id: tg.vpc_id().unwrap_or_default().to_string(),
+            health_check_protocol: tg.health_check_protocol().map(|x| x.as_str()).unwrap_or_default().to_string(),
+            health_check_port: tg.health_check_port().unwrap_or_default().to_string(),
             health_check_path: tg.health_check_path().unwrap_or_default().to_string(),
+            health_check_interval_seconds: tg.health_check_interval_seconds().unwrap_or_default(),
+            health_check_timeout_seconds: tg.health_check_timeout_seconds().unwrap_or_default(),
+            healthy_threshold_count: tg.healthy_threshold_count().unwrap_or_default(),
+            unhealthy_threshold_count: tg.unhealthy_threshold_count().unwrap_or_default(),
             matcher: matcher.to_string(),
+            attributes,
             targets,
         };
         out.push(observed(KIND_TARGET_GROUP, name, arn.to_string(), t, to_value(&spec)));

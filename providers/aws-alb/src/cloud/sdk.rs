@@ -1,5 +1,6 @@
 //! SDK configuration and the one door every call goes through.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,12 @@ pub struct CloudOptions {
     pub attempt_timeout: Duration,
     /// A whole call including retries.
     pub operation_timeout: Duration,
+    /// How long target group attributes read with DescribeTargetGroupAttributes are reused
+    /// ([`AttributeCache`]): DescribeTargetGroups does not report them, and without the cache
+    /// every observe would make one more call per target group. Apply refreshes the entry of a
+    /// group whose attributes it writes; a change made by someone else shows within the TTL.
+    /// Zero disables the cache.
+    pub attribute_cache_ttl: Duration,
 }
 
 impl Default for CloudOptions {
@@ -47,6 +54,7 @@ impl Default for CloudOptions {
             // CLOUDGATE_CLOUD_ATTEMPT_TIMEOUT overrides it (cloudgate_cloud_runtime::timeouts).
             attempt_timeout: cloudgate_cloud_runtime::timeouts::attempt_timeout(Duration::from_secs(20)),
             operation_timeout: Duration::from_secs(60),
+            attribute_cache_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -83,20 +91,27 @@ pub struct Clients {
     pub acm: aws_sdk_acm::Client,
     pub limiter: Arc<RateLimiter>,
     pub calls: Arc<CallCounter>,
+    pub attributes: Arc<AttributeCache>,
 }
 
 pub const ELBV2: &str = "elbv2";
 pub const EC2: &str = "ec2";
 pub const ACM: &str = "acm";
 
+pub type Attributes = BTreeMap<String, String>;
+
+/// The managed attributes of target groups by ARN ([`CloudOptions::attribute_cache_ttl`]).
+pub type AttributeCache = cloudgate_cloud_runtime::TtlCache<Attributes>;
+
 impl Clients {
-    pub fn new(sdk: &SdkConfig, limiter: Arc<RateLimiter>, calls: Arc<CallCounter>) -> Self {
+    pub fn new(sdk: &SdkConfig, limiter: Arc<RateLimiter>, calls: Arc<CallCounter>, attribute_cache_ttl: Duration) -> Self {
         Clients {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
             ec2: aws_sdk_ec2::Client::new(sdk),
             acm: aws_sdk_acm::Client::new(sdk),
             limiter,
             calls,
+            attributes: Arc::new(AttributeCache::new(attribute_cache_ttl)),
         }
     }
 

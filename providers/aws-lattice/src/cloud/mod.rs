@@ -103,6 +103,10 @@ impl Provider for LatticeCloud {
     fn access_policy_support(&self, s: &cloudgate_provider::access::AccessSettings) -> Result<(), String> {
         self.render.access_policy_support(s)
     }
+
+    fn backend_settings_support(&self, s: &cloudgate_provider::backend::BackendSettings) -> Result<(), String> {
+        self.render.backend_settings_support(s)
+    }
 }
 
 impl CloudProvider for LatticeCloud {

@@ -96,46 +96,7 @@ pub type Tags = BTreeMap<String, String>;
 /// Tags by ARN, with an age limit. ARNs are never reused, and cloudgate only writes tags when
 /// it creates or updates a resource (and then refreshes the entry), so the risk of a stale
 /// entry is someone else retagging a resource within the TTL.
-#[derive(Debug)]
-pub struct TagCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (Tags, Instant)>>,
-}
-
-impl TagCache {
-    pub fn new(ttl: Duration) -> Self {
-        TagCache { ttl, entries: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn get(&self, arn: &str) -> Option<Tags> {
-        let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match m.get(arn) {
-            Some((t, at)) if at.elapsed() < self.ttl => Some(t.clone()),
-            Some(_) => {
-                m.remove(arn);
-                None
-            }
-            None => None,
-        }
-    }
-
-    pub fn put(&self, arn: &str, tags: Tags) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded: entries of deleted resources would otherwise pile up.
-        if m.len() > 100_000 {
-            let ttl = self.ttl;
-            m.retain(|_, (_, at)| at.elapsed() < ttl);
-        }
-        m.insert(arn.to_string(), (tags, Instant::now()));
-    }
-
-    pub fn remove(&self, arn: &str) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(arn);
-    }
-}
+pub type TagCache = cloudgate_cloud_runtime::TtlCache<Tags>;
 
 /// What observe read with a Get call for a resource, as of the resource's `lastUpdatedAt`.
 #[derive(Clone, Debug)]
