@@ -224,6 +224,16 @@ async fn worker(
         }
         .instrument(span.clone())
         .await;
+        // The policies reaching this Gateway (now, or in their status) re-check their status:
+        // the Gateway's reconcile just recorded which Services its routes send to, and every
+        // change that can move a policy's verdict (class, parameters, routes, the Gateway
+        // itself) reconciles the Gateway first.
+        if let WorkKey::Gateway(gw) = &key {
+            let policies = ctx.index.lock().unwrap_or_else(|p| p.into_inner()).policies_reaching(gw, &ctx.args.controller_name);
+            for t in policies {
+                queue.add(t);
+            }
+        }
         let secs = started.elapsed().as_secs_f64();
         let kind = match key {
             WorkKey::Gateway(_) => "gateway",

@@ -449,14 +449,34 @@ impl Index {
 
     /// The Gateways whose render `p` feeds (they re-render when it changes).
     fn policy_users(&self, p: &Policy) -> Triggers {
-        let users = |s: &ObjKey| self.service_users.get(s).map(|u| u.iter().cloned().collect()).unwrap_or_default();
-        gateways(crate::policies::gateways_reached(self, p, users))
+        gateways(crate::policies::gateways_reached(self, p, |s| self.service_users_of(s)))
     }
 
-    /// Every policy: which Gateways a policy reaches changes with Gateways, routes and classes,
-    /// so their changes re-check every policy's status (there are few).
+    /// Every policy (at startup: each computes its status once).
     pub fn all_policies(&self) -> Triggers {
         self.policies.keys().map(|(kind, k)| WorkKey::Policy(*kind, k.clone())).collect()
+    }
+
+    /// The Gateways sending to Service `svc`, as their last reconcile recorded.
+    pub fn service_users_of(&self, svc: &ObjKey) -> Vec<ObjKey> {
+        self.service_users.get(svc).map(|u| u.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The policies whose status `gateway` can change: those reaching it now, and those whose
+    /// status still lists it (ours) as an ancestor.
+    pub fn policies_reaching(&self, gateway: &ObjKey, controller_name: &str) -> Triggers {
+        self.policies
+            .iter()
+            .filter(|(_, p)| {
+                let listed = p.status.iter().flat_map(|s| s.ancestors.iter()).any(|a| {
+                    a.controller_name == controller_name
+                        && a.ancestor_ref.name == gateway.name
+                        && a.ancestor_ref.namespace.as_deref().unwrap_or(&p.key.namespace) == gateway.namespace
+                });
+                listed || crate::policies::gateways_reached(self, p, |s| self.service_users_of(s)).contains(gateway)
+            })
+            .map(|((kind, k), _)| WorkKey::Policy(*kind, k.clone()))
+            .collect()
     }
 
     /// The classes whose parametersRef names CloudGatewayParameters `name`, and their Gateways.

@@ -283,12 +283,12 @@ pub fn for_gateway(ix: &Index, gateway: &ObjKey, provider: &str, adopted_network
 }
 
 /// The targets of `policy` that `gateway` carries.
-fn reached(ix: &Index, policy: &Policy, gateway: &ObjKey, services: &BTreeSet<ObjKey>) -> Vec<Target> {
+fn reached(ix: &Index, policy: &Policy, gateway: &ObjKey) -> Vec<Target> {
     policy
         .targets
         .iter()
         .filter(|t| match t {
-            Target::Service(s) => services.contains(s),
+            Target::Service(s) => ix.service_users_of(s).contains(gateway),
             Target::Gateway(g) => g == gateway,
             Target::Route(rk) => ix.world.routes.get(rk).is_some_and(|r| r.parent_refs.iter().any(|p| p.gateway(&rk.namespace).as_ref() == Some(gateway))),
         })
@@ -333,16 +333,17 @@ pub fn status(ix: &Index, args: &ControllerArgs, kind: PolicyKind, key: &ObjKey,
     let won = winners(&ix.policies, kind);
     let previous = policy.status.clone().unwrap_or_default();
     let mut ancestors: Vec<PolicyAncestorStatus> = previous.ancestors.iter().filter(|a| a.controller_name != args.controller_name).cloned().collect();
-    let needs_services = policy.targets.iter().any(|t| matches!(t, Target::Service(_)));
-    for (gw_key, gw) in &ix.world.gateways {
+    // Only the Gateways the policy's targets lead to (for Services: the Gateways whose last
+    // reconcile sent to them), not every Gateway: this runs whenever one of those reconciles.
+    let users = |s: &ObjKey| ix.service_users_of(s);
+    for gw_key in gateways_reached(ix, policy, users) {
+        let Some(gw) = ix.world.gateways.get(&gw_key) else { continue };
         let ours = ix.world.classes.get(&gw.spec.gateway_class_name).is_some_and(|c| c.spec.controller_name == args.controller_name);
         if !ours || gw.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        // What the Gateway's routes send to, computed once per Gateway and only for policies
-        // on Services: this runs for every policy whenever a Gateway, route or class changes.
-        let services = if needs_services { ix.services_of(gw_key) } else { BTreeSet::new() };
-        let targets = reached(ix, policy, gw_key, &services);
+        let gw_key = &gw_key;
+        let targets = reached(ix, policy, gw_key);
         if targets.is_empty() {
             continue;
         }
@@ -408,7 +409,7 @@ mod tests {
     use kube::api::DynamicObject;
     use serde_json::json;
 
-    use crate::index::Watched;
+    use crate::index::{Watched, WorkKey};
 
     fn obj(v: serde_json::Value) -> DynamicObject {
         serde_json::from_value(v).unwrap()
@@ -443,6 +444,8 @@ mod tests {
         ix.apply(Watched::Route(RouteKind::Http), &obj(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
             "metadata": {"name": "web", "namespace": "apps"},
             "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}))).unwrap();
+        // As the Gateway's reconcile does: which Services it sends to.
+        ix.record_dependencies(&ObjKey::new("apps", "gw"));
         ix
     }
 
@@ -565,5 +568,26 @@ mod tests {
         assert!(message.contains("adopts"), "{message}");
         assert!(for_gateway(&ix, &key("gw"), "aws-lattice", true).access.is_empty());
         assert!(!for_gateway(&ix, &key("gw"), "aws-lattice", false).access.is_empty(), "a network of its own takes it");
+    }
+
+    #[test]
+    fn a_gateway_reconcile_re_checks_the_policies_reaching_it_and_those_listing_it() {
+        let mut ix = index();
+        let svc_policy = json!({"targetRefs": [{"group": "", "kind": "Service", "name": "web"}]});
+        ix.apply(Watched::Policy(PolicyKind::HealthCheck), &hc("on-web", "2026-01-01T00:00:00Z", svc_policy)).unwrap();
+        ix.apply(Watched::Policy(PolicyKind::HealthCheck), &hc("elsewhere", "2026-01-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "other"}]}))).unwrap();
+        let gw = key("gw");
+        let got = ix.policies_reaching(&gw, "cloudgate.io/gateway-controller");
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![WorkKey::Policy(PolicyKind::HealthCheck, key("on-web"))]);
+
+        // "elsewhere" once listed gw (say, the route sent to "other" before): it is re-checked
+        // too, so the stale ancestor goes.
+        let mut listed = policy(PolicyKind::HealthCheck, "elsewhere", "2026-01-01T00:00:00Z", json!({"targetRefs": [{"group": "", "kind": "Service", "name": "other"}]}));
+        listed.data["status"] = json!({"ancestors": [{"ancestorRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "apps", "name": "gw"},
+            "controllerName": "cloudgate.io/gateway-controller",
+            "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}]});
+        ix.apply(Watched::Policy(PolicyKind::HealthCheck), &listed).unwrap();
+        assert_eq!(ix.policies_reaching(&gw, "cloudgate.io/gateway-controller").len(), 2);
+        assert!(status(&ix, &args("aws-lattice"), PolicyKind::HealthCheck, &key("elsewhere"), "t").unwrap().ancestors.is_empty());
     }
 }

@@ -102,11 +102,6 @@ pub async fn run(client: Client, kind: Watched, ar: ApiResource, ctx: Arc<WatchC
                 ctx.index.lock().unwrap_or_else(|p| p.into_inner()).delete(kind, &k)
             }
         };
-        // Which Gateways a policy reaches follows Gateways, routes and classes.
-        let mut triggers = triggers;
-        if matches!(kind, Watched::GatewayClass | Watched::Gateway | Watched::Route(_) | Watched::ClassParameters) && !triggers.is_empty() {
-            triggers.extend(ctx.index.lock().unwrap_or_else(|p| p.into_inner()).all_policies());
-        }
         for t in triggers {
             ctx.queue.add(t);
         }
