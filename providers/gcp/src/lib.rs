@@ -17,6 +17,7 @@
 
 pub mod cloud;
 pub mod labels;
+pub mod policy;
 mod render;
 pub mod spec;
 mod urlmap;
@@ -225,6 +226,14 @@ impl Provider for GcpProvider {
 
     fn render(&self, plan: &LoadBalancerPlan, ctx: &RenderContext) -> Result<cloudgate_provider::ResourceGraph, RenderError> {
         render::render(plan, ctx, self.flavour_for(ctx)?)
+    }
+
+    fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
+        policy::health_check_support(hc)
+    }
+
+    fn backend_settings_support(&self, s: &cloudgate_provider::backend::BackendSettings) -> Result<(), String> {
+        policy::backend_settings_support(s)
     }
 }
 

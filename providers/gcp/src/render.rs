@@ -23,11 +23,11 @@ use cloudgate_provider::resource::{DesiredResource, ResourceGraph, ResourceKey};
 use cloudgate_provider::{tags, RenderContext, RenderError};
 use cloudgate_translate::capabilities::Protocol;
 use cloudgate_translate::hostname;
-use cloudgate_translate::model::RouteKind;
 use cloudgate_translate::plan::{Backend, BackendId, Certificate, ListenerPlan, LoadBalancerPlan, PlanRule, TlsMode};
 use serde::Serialize;
 
 use crate::labels::{labels_from_tags, ownership_description};
+use crate::policy;
 use crate::spec::*;
 use crate::urlmap::{self, Refs};
 use crate::*;
@@ -124,8 +124,12 @@ impl<'a> Renderer<'a> {
             ports.entry(l.port).or_default().push((i, l));
         }
 
-        // Firewall: health checkers to every endpoint port.
-        let endpoint_ports: BTreeSet<i32> = plan.backends.values().flat_map(|b| b.endpoints.iter().map(|e| e.port)).collect();
+        // Firewall: health checkers to every endpoint port, and to the fixed port of a
+        // HealthCheckPolicy on a Service that has endpoints.
+        let mut endpoint_ports: BTreeSet<i32> = plan.backends.values().flat_map(|b| b.endpoints.iter().map(|e| e.port)).collect();
+        endpoint_ports.extend(
+            plan.backends.values().filter(|b| !b.endpoints.is_empty()).filter_map(|b| self.ctx.health_checks.get(&b.service)?.port.map(i32::from)),
+        );
         if !endpoint_ports.is_empty() {
             let resource = "firewall/health-checks";
             let mut spec = FirewallSpec {
@@ -176,6 +180,8 @@ impl<'a> Renderer<'a> {
             protocol: "HTTP",
             backends: Vec::new(),
             health_checks: Vec::new(),
+            connection_draining: None,
+            locality_lb_policy: None,
             region: self.region.clone(),
             description: String::new(),
         };
@@ -331,16 +337,7 @@ impl<'a> Renderer<'a> {
         let mut hcs = BTreeMap::new();
         for (id, b) in &self.plan.backends {
             let resource = format!("health-check/{id}");
-            let mut spec = HealthCheckSpec {
-                // TCP to the serving port: Kubernetes readiness already decides which
-                // endpoints are in the NEG, so this only has to prove the proxies can reach
-                // them, without assuming a path that answers 200 (the classic cause of
-                // "unhealthy" GCE backends).
-                type_: "TCP",
-                tcp_health_check: TcpHealthCheck { port_specification: "USE_SERVING_PORT" },
-                region: self.region.clone(),
-                description: String::new(),
-            };
+            let mut spec = policy::health_check_spec(self.ctx.health_checks.get(&b.service), self.region.clone());
             spec.description = self.hashed_description(&resource, &spec);
             let port = b.port.to_string();
             let n = self.name(&[&b.service.namespace, &b.service.name, &port], &["health-check", &id.0]);
@@ -369,9 +366,10 @@ impl<'a> Renderer<'a> {
             let (hc_name, hc_key) = &hcs[id];
             let zonal = negs.remove(id).unwrap_or_default();
             let resource = format!("backend-service/{id}");
+            let settings = self.ctx.backend_settings.get(&b.service);
             let mut spec = BackendServiceSpec {
                 load_balancing_scheme: scheme,
-                protocol: backend_protocol(b),
+                protocol: policy::backend_protocol(b, settings),
                 backends: zonal
                     .iter()
                     .map(|(n, _)| BackendSpec {
@@ -381,6 +379,8 @@ impl<'a> Renderer<'a> {
                     })
                     .collect(),
                 health_checks: vec![hc_name.clone()],
+                connection_draining: policy::connection_draining(settings),
+                locality_lb_policy: policy::locality_lb_policy(settings),
                 region: self.region.clone(),
                 description: String::new(),
             };
@@ -480,15 +480,4 @@ fn referenced_backend_services(spec: &UrlMapSpec, keys: &BTreeMap<String, Resour
         }
     }
     out
-}
-
-/// HTTP/1.1 unless the backend speaks HTTP/2 in cleartext: gRPC backends and Service ports
-/// with appProtocol `kubernetes.io/h2c` get `H2C`. (Compute's `HTTP2` is HTTP/2 over TLS, which
-/// these backends do not serve; TLS to backends would need BackendTLSPolicy.)
-fn backend_protocol(b: &Backend) -> &'static str {
-    if b.used_by == RouteKind::Grpc || b.app_protocol.as_deref() == Some("kubernetes.io/h2c") {
-        "H2C"
-    } else {
-        "HTTP"
-    }
 }

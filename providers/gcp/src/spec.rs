@@ -37,22 +37,49 @@ pub struct AddressSpec {
     pub description: String,
 }
 
-/// `healthChecks` / `regionHealthChecks`.
+/// `healthChecks` / `regionHealthChecks`. Exactly one probe block is set, the one `type`
+/// names (`TCP` -> `tcpHealthCheck`, `HTTP` -> `httpHealthCheck`, ...). Interval, timeout and
+/// thresholds are left out at Compute's defaults (5 s, 5 s, 2, 2); the full `update` that
+/// writes a changed check puts them back there when a HealthCheckPolicy goes.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckSpec {
     #[serde(rename = "type")]
     pub type_: &'static str,
-    pub tcp_health_check: TcpHealthCheck,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_interval_sec: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_sec: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_health_check: Option<HealthCheckProbe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_health_check: Option<HealthCheckProbe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_health_check: Option<HealthCheckProbe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_health_check: Option<HealthCheckProbe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_health_check: Option<HealthCheckProbe>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub description: String,
 }
 
+/// The protocol-specific block of a health check (`TCPHealthCheck`, `HTTPHealthCheck`, ...).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TcpHealthCheck {
+pub struct HealthCheckProbe {
+    /// `USE_SERVING_PORT` (each NEG endpoint's own port) or `USE_FIXED_PORT` with `port`.
     pub port_specification: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// HTTP, HTTPS and HTTP2 checks only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_path: Option<String>,
 }
 
 /// `networkEndpointGroups` (zonal). `endpoints` is not a field of the NEG resource: it is the
@@ -88,9 +115,21 @@ pub struct BackendServiceSpec {
     pub backends: Vec<BackendSpec>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub health_checks: Vec<String>,
+    /// BackendPolicy `deregistrationDelaySeconds`; absent at Compute's default, 0 (off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_draining: Option<ConnectionDraining>,
+    /// BackendPolicy `algorithm`; absent at Compute's default, `ROUND_ROBIN`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality_lb_policy: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub description: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionDraining {
+    pub draining_timeout_sec: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]

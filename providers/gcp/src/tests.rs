@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use cloudgate_provider::backend::{BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm};
 use cloudgate_provider::diff::{self, Change, ObservedResource};
+use cloudgate_provider::health::{HealthCheck, HealthCheckProtocol};
 use cloudgate_provider::resource::{DesiredResource, ResourceGraph, ResourceKey};
 use cloudgate_provider::{tags, Provider, RenderContext, RenderError};
 use cloudgate_translate::capabilities::feature;
@@ -42,8 +44,12 @@ fn ctx() -> RenderContext {
 }
 
 fn render(yaml: &str) -> ResourceGraph {
+    render_in(yaml, &ctx())
+}
+
+fn render_in(yaml: &str, ctx: &RenderContext) -> ResourceGraph {
     let p = GcpProvider::default();
-    let g = p.render(&plan(&p, yaml), &ctx()).unwrap();
+    let g = p.render(&plan(&p, yaml), ctx).unwrap();
     check_graph(&g);
     g
 }
@@ -744,6 +750,16 @@ spec:
     let rr = &one(&g, KIND_URL_MAP).spec["pathMatchers"][0]["routeRules"][0];
     assert_eq!(rr["matchRules"], json!([{"fullPathMatch": "/pkg.Svc/Get"}]));
     assert_eq!(rr["description"], "GRPCRoute apps/rpc rule 0 match 0");
+
+    // Whatever a BackendPolicy's protocol version says; its other settings still apply.
+    let mut c = ctx();
+    c.backend_settings.insert(
+        ObjKey::new("apps", "api-v2"),
+        BackendSettings { protocol_version: Some(BackendProtocolVersion::Http1), deregistration_delay_seconds: Some(60), ..Default::default() },
+    );
+    let g = render_in(&yaml, &c);
+    let bs = &owned(&g, KIND_BACKEND_SERVICE, "backend-service/apps/api-v2:80").spec;
+    assert_eq!((&bs["protocol"], &bs["connectionDraining"]), (&json!("H2C"), &json!({"drainingTimeoutSec": 60})));
 }
 
 #[test]
@@ -895,4 +911,151 @@ spec:
         legacy["routeAction"]["urlRewrite"],
         json!({"hostRewrite": "legacy.internal", "regexRewrite": {"pathPattern": ".*", "pathSubstitution": "/index.html"}})
     );
+}
+
+/// A HealthCheckPolicy replaces the TCP check of its Service's backend service with the check
+/// it describes; other Services keep the default, and rendering without the policy gives back
+/// exactly the default spec (so the full update that follows restores it).
+#[test]
+fn health_check_policies_shape_the_services_health_check() {
+    let default = render(&store());
+    let mut c = ctx();
+    c.health_checks.insert(
+        ObjKey::new("apps", "api-v1"),
+        HealthCheck {
+            protocol: Some(HealthCheckProtocol::Http),
+            path: Some("/healthz".into()),
+            port: Some(9000),
+            interval_seconds: Some(10),
+            timeout_seconds: Some(3),
+            healthy_threshold: Some(3),
+            unhealthy_threshold: Some(4),
+            http_codes: Some("200".into()),
+            grpc_codes: None,
+        },
+    );
+    c.health_checks.insert(ObjKey::new("apps", "api-v2"), HealthCheck { protocol: Some(HealthCheckProtocol::Grpc), ..Default::default() });
+    c.health_checks.insert(ObjKey::new("apps", "web"), HealthCheck { protocol: Some(HealthCheckProtocol::Https), ..Default::default() });
+    let g = render_in(&store(), &c);
+
+    let hc = owned(&g, KIND_HEALTH_CHECK, "health-check/apps/api-v1:80");
+    let mut spec = hc.spec.clone();
+    spec.as_object_mut().unwrap().remove("description");
+    assert_eq!(
+        spec,
+        json!({"type": "HTTP", "checkIntervalSec": 10, "timeoutSec": 3, "healthyThreshold": 3, "unhealthyThreshold": 4,
+            "httpHealthCheck": {"portSpecification": "USE_FIXED_PORT", "port": 9000, "requestPath": "/healthz"}})
+    );
+    let before = owned(&default, KIND_HEALTH_CHECK, "health-check/apps/api-v1:80");
+    assert_eq!(hc.key, before.key, "the same health check, updated in place");
+    assert_ne!(hc.spec["description"], before.spec["description"], "the spec hash sees the change");
+
+    // gRPC checks have no path; an HTTPS check without a path asks for /.
+    let grpc = &owned(&g, KIND_HEALTH_CHECK, "health-check/apps/api-v2:80").spec;
+    assert_eq!((&grpc["type"], &grpc["grpcHealthCheck"]), (&json!("GRPC"), &json!({"portSpecification": "USE_SERVING_PORT"})));
+    assert!(grpc.get("tcpHealthCheck").is_none() && grpc.get("checkIntervalSec").is_none());
+    let https = &owned(&g, KIND_HEALTH_CHECK, "health-check/apps/web:80").spec;
+    assert_eq!(https["httpsHealthCheck"], json!({"portSpecification": "USE_SERVING_PORT", "requestPath": "/"}));
+
+    // Google's health checkers are let through to the fixed port too.
+    assert_eq!(one(&g, KIND_FIREWALL).spec["allowed"], json!([{"IPProtocol": "tcp", "ports": ["8080", "8081", "9000"]}]));
+
+    // No policy: cloudgate's default, byte for byte what it was.
+    let again = render(&store());
+    for r in of_kind(&default, KIND_HEALTH_CHECK) {
+        let now = again.resources.iter().find(|x| x.key == r.key).unwrap();
+        assert_eq!(now.spec, r.spec);
+        assert_eq!(r.spec["type"], "TCP");
+        assert_eq!(r.spec["tcpHealthCheck"], json!({"portSpecification": "USE_SERVING_PORT"}));
+    }
+}
+
+#[test]
+fn health_check_support_names_what_compute_cannot_do() {
+    let p = GcpProvider::default();
+    let http = |f: fn(&mut HealthCheck)| {
+        let mut hc = HealthCheck { protocol: Some(HealthCheckProtocol::Http), ..Default::default() };
+        f(&mut hc);
+        p.health_check_support(&hc)
+    };
+    for protocol in [HealthCheckProtocol::Http, HealthCheckProtocol::Https, HealthCheckProtocol::Http2, HealthCheckProtocol::Grpc, HealthCheckProtocol::Tcp] {
+        assert_eq!(p.health_check_support(&HealthCheck { protocol: Some(protocol), ..Default::default() }), Ok(()), "{protocol:?}");
+    }
+    assert_eq!(http(|h| h.http_codes = Some("200".into())), Ok(()));
+    assert_eq!(
+        http(|h| {
+            h.interval_seconds = Some(300);
+            h.timeout_seconds = Some(300);
+            h.healthy_threshold = Some(1);
+            h.unhealthy_threshold = Some(10);
+        }),
+        Ok(())
+    );
+
+    let err = |r: Result<(), String>, needle: &str| {
+        let e = r.expect_err(needle);
+        assert!(e.contains(needle), "{e:?} does not say {needle:?}");
+    };
+    err(http(|h| h.http_codes = Some("200-399".into())), "count HTTP 200 as healthy");
+    err(http(|h| h.grpc_codes = Some("0".into())), "matcher.grpcCodes");
+    err(http(|h| h.interval_seconds = Some(301)), "intervalSeconds 301: gcp takes 1 to 300");
+    err(http(|h| h.timeout_seconds = Some(0)), "timeoutSeconds 0: gcp takes 1 to 300");
+    err(http(|h| h.healthy_threshold = Some(11)), "healthyThreshold 11: gcp takes 1 to 10");
+    err(http(|h| h.unhealthy_threshold = Some(0)), "unhealthyThreshold 0: gcp takes 1 to 10");
+    // The timeout is checked against the default interval where the policy sets none.
+    err(http(|h| h.timeout_seconds = Some(6)), "timeoutSeconds 6 must not exceed intervalSeconds 5");
+    err(
+        http(|h| {
+            h.interval_seconds = Some(10);
+            h.timeout_seconds = Some(11);
+        }),
+        "timeoutSeconds 11 must not exceed intervalSeconds 10",
+    );
+    // A path needs an HTTP kind of check; the default is TCP.
+    err(p.health_check_support(&HealthCheck { path: Some("/healthz".into()), ..Default::default() }), "this check is TCP");
+    let grpc_path = HealthCheck { protocol: Some(HealthCheckProtocol::Grpc), path: Some("/healthz".into()), ..Default::default() };
+    err(p.health_check_support(&grpc_path), "this check is GRPC");
+    let tcp_codes = HealthCheck { protocol: Some(HealthCheckProtocol::Tcp), http_codes: Some("200".into()), ..Default::default() };
+    err(p.health_check_support(&tcp_codes), "matcher.httpCodes applies to HTTP");
+}
+
+/// A BackendPolicy sets the backend service's protocol, connection draining and locality
+/// policy; Compute's defaults (0, ROUND_ROBIN) are left out like every other API default.
+#[test]
+fn backend_policies_set_protocol_draining_and_locality_policy() {
+    let default = render(&store());
+    let mut c = ctx();
+    let settings = |v, d, a| BackendSettings { protocol_version: v, deregistration_delay_seconds: d, slow_start_seconds: None, algorithm: a };
+    c.backend_settings.insert(ObjKey::new("apps", "api-v1"), settings(Some(BackendProtocolVersion::Http2), Some(30), Some(LoadBalancingAlgorithm::LeastRequest)));
+    c.backend_settings.insert(ObjKey::new("apps", "api-v2"), settings(Some(BackendProtocolVersion::Grpc), Some(3600), Some(LoadBalancingAlgorithm::Random)));
+    c.backend_settings.insert(ObjKey::new("apps", "web"), settings(Some(BackendProtocolVersion::Http1), Some(0), Some(LoadBalancingAlgorithm::RoundRobin)));
+    let g = render_in(&store(), &c);
+
+    let v1 = &owned(&g, KIND_BACKEND_SERVICE, "backend-service/apps/api-v1:80").spec;
+    assert_eq!((&v1["protocol"], &v1["connectionDraining"], &v1["localityLbPolicy"]), (&json!("H2C"), &json!({"drainingTimeoutSec": 30}), &json!("LEAST_REQUEST")));
+    let v2 = &owned(&g, KIND_BACKEND_SERVICE, "backend-service/apps/api-v2:80").spec;
+    assert_eq!((&v2["protocol"], &v2["connectionDraining"], &v2["localityLbPolicy"]), (&json!("H2C"), &json!({"drainingTimeoutSec": 3600}), &json!("RANDOM")));
+    let before = owned(&default, KIND_BACKEND_SERVICE, "backend-service/apps/api-v1:80");
+    assert_ne!(v1["description"], before.spec["description"], "the spec hash sees the change");
+
+    // Explicit defaults render the default spec exactly: nothing to update.
+    let web = owned(&g, KIND_BACKEND_SERVICE, "backend-service/apps/web:80");
+    assert_eq!(web.spec, owned(&default, KIND_BACKEND_SERVICE, "backend-service/apps/web:80").spec);
+    assert_eq!(web.spec["protocol"], "HTTP");
+    assert!(web.spec.get("connectionDraining").is_none() && web.spec.get("localityLbPolicy").is_none());
+}
+
+#[test]
+fn backend_settings_support_refuses_slow_start_and_out_of_range_draining() {
+    let p = GcpProvider::default();
+    for algorithm in [LoadBalancingAlgorithm::RoundRobin, LoadBalancingAlgorithm::LeastRequest, LoadBalancingAlgorithm::Random] {
+        for v in [BackendProtocolVersion::Http1, BackendProtocolVersion::Http2, BackendProtocolVersion::Grpc] {
+            let s = BackendSettings { protocol_version: Some(v), deregistration_delay_seconds: Some(3600), slow_start_seconds: Some(0), algorithm: Some(algorithm) };
+            assert_eq!(p.backend_settings_support(&s), Ok(()), "{s:?}");
+        }
+    }
+    let e = p.backend_settings_support(&BackendSettings { slow_start_seconds: Some(30), ..Default::default() }).unwrap_err();
+    assert!(e.contains("slowStartSeconds 30") && e.contains("no slow start"), "{e}");
+    let e = p.backend_settings_support(&BackendSettings { deregistration_delay_seconds: Some(3601), ..Default::default() }).unwrap_err();
+    assert_eq!(e, "deregistrationDelaySeconds 3601: gcp takes 0 to 3600");
 }

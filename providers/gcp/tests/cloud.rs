@@ -750,6 +750,123 @@ async fn failures_are_classified_and_retries_converge() {
     g.converge(None).await;
 }
 
+/// A HealthCheckPolicy and a BackendPolicy on one Service land as one full update of its health
+/// check and one of its backend service (plus the firewall, for the check's fixed port); the
+/// next reconcile changes nothing; removing both policies is the same three updates back to
+/// cloudgate's defaults (a TCP check to the serving port at Compute's 5 s / 5 s / 2 / 2, HTTP/1.1,
+/// no connection draining, round robin). Global and regional collections alike.
+#[tokio::test]
+async fn service_policies_update_the_health_check_and_backend_service_and_go_back_to_defaults() {
+    use cloudgate_provider::backend::{BackendProtocolVersion, BackendSettings, LoadBalancingAlgorithm};
+    use cloudgate_provider::health::{HealthCheck, HealthCheckProtocol};
+
+    let _serial = serial().await;
+    for (scheme, prefix) in [("", ""), ("regional-internal-managed", "region")] {
+        let mut g = Ground::new().await;
+        g.ctx.scheme = scheme.to_string();
+        let plan = g.plan(&http_world(90, 10, V1_ENDPOINTS));
+        g.converge(Some(&plan)).await;
+        let service = ObjKey::new("apps", "api-v1");
+        let of = |observed: &[ObservedResource], kind: &str| -> Value {
+            let resource = format!("{}/apps/api-v1:80", if kind == KIND_HEALTH_CHECK { "health-check" } else { "backend-service" });
+            let found: Vec<&ObservedResource> =
+                Ground::of_kind(observed, kind).into_iter().filter(|o| o.spec["description"].as_str().unwrap_or_default().contains(&resource)).collect();
+            assert_eq!(found.len(), 1, "{scheme}: {kind} of {resource}");
+            found[0].spec.clone()
+        };
+        let before = g.observe().await;
+        assert_eq!(of(&before, KIND_HEALTH_CHECK)["type"], "TCP", "{scheme}");
+
+        let hc = HealthCheck {
+            protocol: Some(HealthCheckProtocol::Http),
+            path: Some("/healthz".into()),
+            port: Some(9000),
+            interval_seconds: Some(10),
+            timeout_seconds: Some(3),
+            healthy_threshold: Some(3),
+            unhealthy_threshold: Some(4),
+            http_codes: Some("200".into()),
+            grpc_codes: None,
+        };
+        let settings = BackendSettings {
+            protocol_version: Some(BackendProtocolVersion::Http2),
+            deregistration_delay_seconds: Some(30),
+            slow_start_seconds: None,
+            algorithm: Some(LoadBalancingAlgorithm::LeastRequest),
+        };
+        // What the controller asks before it passes settings on: the cloud provider answers
+        // like the pure one.
+        assert_eq!(g.cloud.health_check_support(&hc), Ok(()));
+        assert_eq!(g.cloud.backend_settings_support(&settings), Ok(()));
+        assert!(g.cloud.backend_settings_support(&BackendSettings { slow_start_seconds: Some(30), ..Default::default() }).is_err());
+        g.ctx.health_checks.insert(service.clone(), hc);
+        g.ctx.backend_settings.insert(service.clone(), settings);
+
+        let updates = vec![
+            "compute.firewalls.update".to_string(),
+            format!("compute.{}.update", if prefix.is_empty() { "healthChecks".into() } else { format!("{prefix}HealthChecks") }),
+            format!("compute.{}.update", if prefix.is_empty() { "backendServices".into() } else { format!("{prefix}BackendServices") }),
+        ];
+        calls_reset();
+        let (cs, out) = g.reconcile(Some(&plan)).await.unwrap();
+        assert_eq!(ops(&cs).len(), 3, "{scheme}: {:?}", ops(&cs));
+        assert_eq!((out.mutations, mutating_calls()), (3, updates.clone()), "{scheme}");
+        let (again, observed) = g.diff(Some(&plan)).await;
+        assert!(again.is_empty(), "{scheme}: {:?}", ops(&again));
+        let hc = of(&observed, KIND_HEALTH_CHECK);
+        assert_eq!(hc["type"], "HTTP");
+        assert_eq!(
+            (&hc["checkIntervalSec"], &hc["timeoutSec"], &hc["healthyThreshold"], &hc["unhealthyThreshold"]),
+            (&json!(10), &json!(3), &json!(3), &json!(4))
+        );
+        assert_eq!(hc["httpHealthCheck"]["requestPath"], "/healthz");
+        assert_eq!((&hc["httpHealthCheck"]["portSpecification"], &hc["httpHealthCheck"]["port"]), (&json!("USE_FIXED_PORT"), &json!(9000)));
+        assert!(hc.get("tcpHealthCheck").is_none(), "{scheme}: {hc}");
+        let bs = of(&observed, KIND_BACKEND_SERVICE);
+        assert_eq!(
+            (&bs["protocol"], &bs["connectionDraining"]["drainingTimeoutSec"], &bs["localityLbPolicy"]),
+            (&json!("H2C"), &json!(30), &json!("LEAST_REQUEST")),
+            "{scheme}"
+        );
+        let fw = &Ground::of_kind(&observed, KIND_FIREWALL)[0].spec;
+        assert!(fw["allowed"][0]["ports"].as_array().unwrap().contains(&json!("9000")), "{fw}");
+        // Other Services keep the default check.
+        let others: Vec<&ObservedResource> = Ground::of_kind(&observed, KIND_HEALTH_CHECK).into_iter().filter(|o| o.spec["type"] == "TCP").collect();
+        assert_eq!(others.len(), 2, "{scheme}");
+
+        // Steady state: a reconcile only reads.
+        calls_reset();
+        let (cs, out) = g.reconcile(Some(&plan)).await.unwrap();
+        assert!(cs.is_empty(), "{scheme}: {:?}", ops(&cs));
+        assert_eq!((out.mutations, mutating_calls()), (0, Vec::<String>::new()), "{scheme}");
+
+        // Both policies deleted: the same three updates, back to the defaults.
+        g.ctx.health_checks.clear();
+        g.ctx.backend_settings.clear();
+        calls_reset();
+        let (cs, out) = g.reconcile(Some(&plan)).await.unwrap();
+        assert_eq!(ops(&cs).len(), 3, "{scheme}: {:?}", ops(&cs));
+        assert_eq!((out.mutations, mutating_calls()), (3, updates), "{scheme}");
+        let (again, observed) = g.diff(Some(&plan)).await;
+        assert!(again.is_empty(), "{scheme}: {:?}", ops(&again));
+        let hc = of(&observed, KIND_HEALTH_CHECK);
+        assert_eq!((&hc["type"], &hc["tcpHealthCheck"]["portSpecification"]), (&json!("TCP"), &json!("USE_SERVING_PORT")));
+        assert_eq!(
+            (&hc["checkIntervalSec"], &hc["timeoutSec"], &hc["healthyThreshold"], &hc["unhealthyThreshold"]),
+            (&json!(5), &json!(5), &json!(2), &json!(2))
+        );
+        assert!(hc.get("httpHealthCheck").is_none(), "{scheme}: {hc}");
+        assert_eq!(hc, of(&before, KIND_HEALTH_CHECK), "{scheme}: the check is as it was before the policy");
+        let bs = of(&observed, KIND_BACKEND_SERVICE);
+        assert_eq!(bs["protocol"], "HTTP");
+        assert!(bs.get("connectionDraining").is_none() && bs.get("localityLbPolicy").is_none(), "{scheme}: {bs}");
+        let fw = &Ground::of_kind(&observed, KIND_FIREWALL)[0].spec;
+        assert_eq!(fw["allowed"][0]["ports"], json!(["8080", "8081"]), "{scheme}");
+        g.converge(None).await;
+    }
+    assert_no_validation_failures();
+}
+
 /// The regional flavours use the regional collections (and, internal, an address reserved in
 /// the subnetwork shared by the Gateway's forwarding rules): created, converged, deleted, every
 /// request valid.

@@ -196,6 +196,14 @@ impl Provider for GcpCloud {
     fn render(&self, plan: &LoadBalancerPlan, ctx: &RenderContext) -> Result<ResourceGraph, RenderError> {
         self.provider.render(plan, ctx)
     }
+
+    fn health_check_support(&self, hc: &cloudgate_provider::health::HealthCheck) -> Result<(), String> {
+        self.provider.health_check_support(hc)
+    }
+
+    fn backend_settings_support(&self, s: &cloudgate_provider::backend::BackendSettings) -> Result<(), String> {
+        self.provider.backend_settings_support(s)
+    }
 }
 
 impl CloudProvider for GcpCloud {
