@@ -11,7 +11,8 @@
 //!   NoMatchingParent) and clear when fixed;
 //! - (e) a second instance with the same Lease stays passive until the leader dies;
 //! - (f) deleting the Gateway removes every ELBv2/EC2/ACM resource and the finalizer;
-//! - (g) a forced resync of an unchanged Gateway makes no mutating call and no status write.
+//! - (g) a forced resync of an unchanged Gateway makes no mutating call and no status write;
+//! - (h) BackendPolicy / HealthCheckPolicy reach the target groups and report on the policies.
 //!
 //! Needs KUBECONFIG and AWS_ENDPOINT_URL from the ground (`tests/run` sets them); without them
 //! every test fails with "run via tests/run" rather than passing by skipping. Built only with
@@ -25,11 +26,11 @@
 mod support;
 use support::*;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use gateway_api::experimental::gateways::Gateway;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::Client;
 use serde_json::{json, Value};
 
@@ -569,6 +570,119 @@ async fn https_listener_certificates_follow_the_secret() {
     wait_programmed(&g.kube, &ns, "gw").await;
 
     step("(tls) delete");
+    delete_gateway_and_wait(&g, &ns, "gw", &cluster).await;
+    drop(ctl);
+    let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class_name, &DeleteParams::default()).await;
+    delete_namespace(&g.kube, &ns).await;
+}
+
+/// A Service's target group: the one of `cluster` tagged as its (namespace/name:80) backend.
+async fn tg_of(g: &Ground, ns: &str, cluster: &str, svc: &str) -> Result<aws_sdk_elasticloadbalancingv2::types::TargetGroup, String> {
+    let tgs = g.elb.describe_target_groups().send().await.map_err(|e| format!("{e:?}"))?;
+    let want = format!("target-group/{ns}/{svc}:80");
+    for t in tgs.target_groups() {
+        let arn = t.target_group_arn().unwrap_or_default();
+        let tags = g.elb.describe_tags().resource_arns(arn).send().await.map_err(|e| format!("{e:?}"))?;
+        let has = |k: &str, v: &str| tags.tag_descriptions().iter().flat_map(|d| d.tags()).any(|tag| tag.key() == Some(k) && tag.value() == Some(v));
+        if has("cloudgate.io/resource", &want) && has("cloudgate.io/cluster", cluster) {
+            return Ok(t.clone());
+        }
+    }
+    Err(format!("no target group tagged {want} yet"))
+}
+
+async fn tg_attributes(g: &Ground, arn: &str) -> Result<BTreeMap<String, String>, String> {
+    let out = g.elb.describe_target_group_attributes().target_group_arn(arn).send().await.map_err(|e| format!("{e:?}"))?;
+    Ok(out.attributes().iter().filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string()))).collect())
+}
+
+/// (h) Policies on Services, through the controller: a BackendPolicy and a HealthCheckPolicy on
+/// one Service become its target group's attributes and health check, both Accepted on the
+/// Gateway; a HealthCheckPolicy ALB cannot apply (TCP) is Invalid and changes nothing; steady
+/// state writes nothing; deleting the BackendPolicy puts ALB's defaults back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_policies_reach_the_target_groups() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = ground().await;
+    // The controller discovers cloudgate's CRDs at startup: install them first.
+    ensure_cloudgate_crds(&g.kube).await;
+    let (vpc, subnets) = network(&g).await;
+    let cluster = unique("e2e-pol");
+    let controller_name = format!("cloudgate.io/{}", unique("pol"));
+    let class_name = unique("cg-pol");
+    let ns = namespace(&g.kube, "e2e-pol").await;
+    let ctl = start(&Opts { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, vpc: &vpc, subnets: &subnets, resync: "5s" });
+    app(&g.kube, &ns, "web", 1).await;
+    app(&g.kube, &ns, "db", 1).await;
+    create(&g.kube, None, class(&class_name, &controller_name)).await;
+    create(&g.kube, Some(&ns), gateway("gw", &class_name)).await;
+    create(&g.kube, Some(&ns), route("web", "gw", "web.example.com", json!([{"name": "web", "port": 80}]))).await;
+    create(&g.kube, Some(&ns), route("db", "gw", "db.example.com", json!([{"name": "db", "port": 80}]))).await;
+    ctl.wait_ready().await;
+    wait_programmed(&g.kube, &ns, "gw").await;
+    let web_tg = poll("web's target group", Duration::from_secs(60), || tg_of(&g, &ns, &cluster, "web")).await;
+    let db_before = poll("db's target group", Duration::from_secs(60), || tg_of(&g, &ns, &cluster, "db")).await;
+    let web_arn = web_tg.target_group_arn().unwrap_or_default().to_string();
+
+    step("(h) a BackendPolicy and a HealthCheckPolicy on web, a TCP health check on db");
+    let api = |kind: &str, plural: &str| -> Api<DynamicObject> {
+        Api::namespaced_with(g.kube.clone(), &ns, &ApiResource::from_gvk_with_plural(&kube::core::GroupVersionKind::gvk("gateway.cloudgate.io", "v1alpha1", kind), plural))
+    };
+    let backend = api("BackendPolicy", "backendpolicies");
+    let health = api("HealthCheckPolicy", "healthcheckpolicies");
+    let obj = |kind: &str, name: &str, svc: &str, extra: Value| -> DynamicObject {
+        let mut spec = json!({"targetRefs": [{"group": "", "kind": "Service", "name": svc}]});
+        spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(json!({"apiVersion": "gateway.cloudgate.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    backend.create(&Default::default(), &obj("BackendPolicy", "web-backend", "web", json!({"deregistrationDelaySeconds": 30, "algorithm": "LeastRequest"}))).await.expect("create BackendPolicy");
+    health.create(&Default::default(), &obj("HealthCheckPolicy", "web-health", "web", json!({"path": "/healthz", "intervalSeconds": 10}))).await.expect("create HealthCheckPolicy");
+    health.create(&Default::default(), &obj("HealthCheckPolicy", "db-health", "db", json!({"protocol": "TCP"}))).await.expect("create TCP HealthCheckPolicy");
+    poll("web's target group drains 30 s and balances by least outstanding requests", Duration::from_secs(60), || async {
+        let a = tg_attributes(&g, &web_arn).await?;
+        let got = (a.get("deregistration_delay.timeout_seconds").cloned(), a.get("load_balancing.algorithm.type").cloned());
+        if got == (Some("30".into()), Some("least_outstanding_requests".into())) { Ok(()) } else { Err(format!("{got:?}")) }
+    })
+    .await;
+    poll("web's target group checks /healthz every 10 s", Duration::from_secs(60), || async {
+        let t = tg_of(&g, &ns, &cluster, "web").await?;
+        let got = (t.health_check_path().map(str::to_string), t.health_check_interval_seconds());
+        if got == (Some("/healthz".into()), Some(10)) { Ok(()) } else { Err(format!("{got:?}")) }
+    })
+    .await;
+    for (api, name, want) in [(&backend, "web-backend", ("True", "Accepted")), (&health, "web-health", ("True", "Accepted")), (&health, "db-health", ("False", "Invalid"))] {
+        poll(&format!("{name}: Accepted={} {} on the Gateway", want.0, want.1), Duration::from_secs(30), || async {
+            let p = api.get(name).await.map_err(|e| e.to_string())?;
+            let ancestors = p.data.pointer("/status/ancestors").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mine = ancestors.iter().find(|a| a["controllerName"] == controller_name.as_str() && a["ancestorRef"]["name"] == "gw").ok_or(format!("{ancestors:?}"))?;
+            let c = mine["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted")).cloned().ok_or("no Accepted")?;
+            let ok = c["status"] == want.0 && c["reason"] == want.1 && c["observedGeneration"] == p.metadata.generation.unwrap_or_default();
+            if ok { Ok(()) } else { Err(format!("{c}")) }
+        })
+        .await;
+    }
+    let db_after = tg_of(&g, &ns, &cluster, "db").await.unwrap();
+    assert_eq!(
+        (db_after.health_check_protocol(), db_after.health_check_path()),
+        (db_before.health_check_protocol(), db_before.health_check_path()),
+        "a policy ALB cannot apply changes nothing"
+    );
+
+    step("(h) steady state: resyncs write nothing");
+    reset_calls(&g);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let calls = mutating_elb_calls(&g);
+    assert!(calls.is_empty(), "steady state with policies makes no mutating call: {calls:?}");
+
+    step("(h) the BackendPolicy goes: ALB's defaults come back");
+    backend.delete("web-backend", &DeleteParams::default()).await.expect("delete BackendPolicy");
+    poll("web's target group back to 300 s and round robin", Duration::from_secs(60), || async {
+        let a = tg_attributes(&g, &web_arn).await?;
+        let got = (a.get("deregistration_delay.timeout_seconds").cloned(), a.get("load_balancing.algorithm.type").cloned());
+        if got == (Some("300".into()), Some("round_robin".into())) { Ok(()) } else { Err(format!("{got:?}")) }
+    })
+    .await;
+
     delete_gateway_and_wait(&g, &ns, "gw", &cluster).await;
     drop(ctl);
     let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class_name, &DeleteParams::default()).await;
