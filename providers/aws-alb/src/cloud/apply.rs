@@ -101,7 +101,7 @@ fn same(o: &Value, d: &Value, field: &str) -> bool {
 /// Deleting what is already gone is success.
 fn gone(r: Result<(), CallFailure>, not_found: &[&str]) -> Result<(), CloudError> {
     match r {
-        Err(f) if f.is(not_found) => Ok(()),
+        Err(f) if f.is_any(not_found) => Ok(()),
         r => r.map_err(Into::into),
     }
 }

@@ -6,21 +6,9 @@
 //! request again cannot succeed.
 
 use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
-use cloudgate_provider::cloud::CloudError;
+use cloudgate_aws_runtime::errors::{server_side, Classifier};
 
-/// How a call failed, without the SDK's types (what the classification looks at).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The request could not be built (missing field, bad endpoint): a bug or bad config.
-    Construction,
-    Timeout,
-    /// Connection refused/reset, DNS failure... `user` = the request itself was unsendable.
-    Dispatch { user: bool },
-    /// An answer that could not be parsed (a proxy's HTML page, truncated body).
-    Response,
-    /// The service answered with an error code.
-    Service,
-}
+pub use cloudgate_aws_runtime::errors::{CallFailure, FailureKind};
 
 /// Error codes that mean "slow down" or "not now", across ELBv2, EC2 and ACM.
 const RETRYABLE_CODES: &[&str] = &[
@@ -75,53 +63,20 @@ const THROTTLING_CODES: &[&str] = &[
     "EC2ThrottledException",
 ];
 
+fn retryable_code(operation: &str, code: Option<&str>, http_status: Option<u16>) -> bool {
+    code.is_some_and(|c| RETRYABLE_CODES.contains(&c) || (operation.starts_with("Create") && EXISTS_ON_CREATE.contains(&c))) || server_side(http_status)
+}
+
+/// ELBv2's, EC2's and ACM's answers, for the shared classification.
+pub const CLASSIFIER: Classifier = Classifier { retryable_code, throttling_codes: THROTTLING_CODES };
+
 /// The decision, on plain values so it is unit-testable.
 pub fn is_retryable(kind: FailureKind, operation: &str, code: Option<&str>, http_status: Option<u16>) -> bool {
-    match kind {
-        FailureKind::Construction => false,
-        FailureKind::Timeout => true,
-        FailureKind::Dispatch { user } => !user,
-        FailureKind::Response => true,
-        FailureKind::Service => {
-            code.is_some_and(|c| RETRYABLE_CODES.contains(&c) || (operation.starts_with("Create") && EXISTS_ON_CREATE.contains(&c)))
-                || http_status.is_some_and(|s| s >= 500 || s == 429)
-        }
-    }
+    CLASSIFIER.is_retryable(kind, operation, code, http_status)
 }
 
 pub fn is_throttling(code: Option<&str>, http_status: Option<u16>) -> bool {
-    code.is_some_and(|c| THROTTLING_CODES.contains(&c)) || http_status == Some(429)
-}
-
-/// A failed call, classified, with the service's error code kept for call sites that treat
-/// some codes as success (NotFound on delete, Duplicate on authorize).
-#[derive(Debug)]
-pub struct CallFailure {
-    pub code: Option<String>,
-    pub throttled: bool,
-    pub error: CloudError,
-}
-
-impl CallFailure {
-    pub fn is(&self, codes: &[&str]) -> bool {
-        self.code.as_deref().is_some_and(|c| codes.contains(&c))
-    }
-}
-
-impl From<CallFailure> for CloudError {
-    fn from(f: CallFailure) -> Self {
-        f.error
-    }
-}
-
-pub fn kind_of<E, R>(err: &SdkError<E, R>) -> FailureKind {
-    match err {
-        SdkError::ConstructionFailure(_) => FailureKind::Construction,
-        SdkError::TimeoutError(_) => FailureKind::Timeout,
-        SdkError::DispatchFailure(d) => FailureKind::Dispatch { user: d.is_user() },
-        SdkError::ResponseError(_) => FailureKind::Response,
-        _ => FailureKind::Service,
-    }
+    CLASSIFIER.is_throttling(code, http_status)
 }
 
 /// Classifies an SDK error; `http_status` is read by the caller from the raw response.
@@ -130,21 +85,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let kind = kind_of(err);
-    let code = err.code().map(str::to_string);
-    let message = match (err.code(), err.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        _ => aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(err).to_string(),
-    };
-    let throttled = is_throttling(code.as_deref(), http_status);
-    let operation = operation.to_string();
-    let error = if is_retryable(kind, &operation, code.as_deref(), http_status) {
-        CloudError::Retryable { service, operation, message }
-    } else {
-        CloudError::Permanent { service, operation, message }
-    };
-    CallFailure { code, throttled, error }
+    cloudgate_aws_runtime::errors::classify(&CLASSIFIER, service, operation, err, http_status)
 }
 
 #[cfg(test)]
@@ -188,7 +129,7 @@ mod tests {
     #[test]
     fn sdk_errors_map_to_cloud_errors() {
         let f = classify("elbv2", "DeleteLoadBalancer", &service("Throttling"), Some(400));
-        assert!(f.error.is_retryable() && f.throttled && f.is(&["Throttling"]));
+        assert!(f.error.is_retryable() && f.throttled && f.is("Throttling"));
         assert_eq!(f.error.to_string(), "elbv2.DeleteLoadBalancer: Throttling: m (will retry)");
 
         let f = classify("elbv2", "DeleteLoadBalancer", &service("ValidationError"), Some(400));
@@ -196,7 +137,7 @@ mod tests {
         let f = classify("ec2", "DeleteSecurityGroup", &service("DependencyViolation"), Some(400));
         assert!(f.error.is_retryable() && !f.throttled);
         let f = classify("elbv2", "DeleteLoadBalancer", &service("LoadBalancerNotFound"), Some(400));
-        assert!(!f.error.is_retryable() && f.is(&["LoadBalancerNotFound"]));
+        assert!(!f.error.is_retryable() && f.is("LoadBalancerNotFound"));
 
         let timeout: SdkError<DeleteLoadBalancerError, ()> = SdkError::timeout_error("slow");
         assert!(classify("elbv2", "X", &timeout, None).error.is_retryable());

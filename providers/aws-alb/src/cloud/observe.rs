@@ -108,7 +108,7 @@ pub async fn observe(cl: &Clients, owner: &Owner) -> Result<Vec<ObservedResource
             let tr = match tr {
                 Ok(tr) => tr,
                 // Deleted between the list and the tag read: not ours to report.
-                Err(f) if f.is(&["ResourceNotFoundException"]) => continue,
+                Err(f) if f.is("ResourceNotFoundException") => continue,
                 Err(f) => return Err(f.into()),
             };
             let t: Tags = tr.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect();
@@ -351,7 +351,7 @@ async fn describe_tags(cl: &Clients, arns: Vec<String>) -> Result<HashMap<String
             }
             // A resource deleted between the listing and the tag read fails the whole batch;
             // the next observe sees a consistent picture.
-            Err(f) if f.is(&["LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound", "RuleNotFound"]) => {
+            Err(f) if f.is_any(&["LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound", "RuleNotFound"]) => {
                 return Err(CloudError::Retryable { service: ELBV2, operation: "DescribeTags".into(), message: f.error.to_string() });
             }
             Err(f) => return Err(f.into()),

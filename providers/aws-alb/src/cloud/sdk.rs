@@ -5,17 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_elasticloadbalancingv2::config::http::HttpResponse;
 use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use tracing::Instrument;
 
-use super::errors::{classify, CallFailure};
+use super::errors::{CallFailure, CLASSIFIER};
 use super::limiter::RateLimiter;
-use super::metrics::{CallCounter, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_RETRYABLE, OUTCOME_THROTTLED};
+use super::metrics::CallCounter;
 
 /// Knobs for the SDK half. Defaults suit one controller per account and region.
 #[derive(Clone, Debug)]
@@ -59,28 +55,24 @@ impl Default for CloudOptions {
     }
 }
 
-/// Loads the standard AWS configuration (env vars, profile, web identity / pod identity,
-/// IMDS; `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` honoured) with cloudgate's HTTPS
-/// client (rustls on ring: no aws-lc build), retry and timeouts.
+/// Loads the standard AWS configuration with cloudgate's HTTPS client (rustls on ring), retry
+/// and timeouts (see [`cloudgate_aws_runtime::load_sdk_config`]).
 pub async fn load_sdk_config(opts: &CloudOptions) -> SdkConfig {
-    let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(opts.max_attempts.max(1))
-                .with_initial_backoff(opts.initial_backoff)
-                .with_max_backoff(opts.max_backoff),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(opts.connect_timeout)
-                .operation_attempt_timeout(opts.attempt_timeout)
-                .operation_timeout(opts.operation_timeout)
-                .build(),
-        )
-        .load()
-        .await
+    cloudgate_aws_runtime::load_sdk_config(&opts.sdk_settings()).await
+}
+
+impl CloudOptions {
+    /// The SDK's retry and timeout settings.
+    pub fn sdk_settings(&self) -> cloudgate_aws_runtime::SdkSettings {
+        cloudgate_aws_runtime::SdkSettings {
+            max_attempts: self.max_attempts,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+            connect_timeout: self.connect_timeout,
+            attempt_timeout: self.attempt_timeout,
+            operation_timeout: self.operation_timeout,
+        }
+    }
 }
 
 /// The SDK clients plus what sits in front of them.
@@ -115,43 +107,13 @@ impl Clients {
         }
     }
 
-    /// Runs one cloud call: waits for the rate limiter, runs `fut` (an SDK `send()`, which does
-    /// nothing until polled) in a span named after the service and operation, counts the
-    /// outcome and classifies a failure.
-    pub async fn call<T, E, Fut>(&self, service: &'static str, operation: &'static str, fut: Fut) -> Result<T, CallFailure>
+    /// Runs one cloud call through the shared door (rate limiter, span, call counter, error
+    /// classification with ELBv2/EC2/ACM's codes).
+    pub fn call<T, E, Fut>(&self, service: &'static str, operation: &'static str, fut: Fut) -> impl Future<Output = Result<T, CallFailure>>
     where
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let span = tracing::info_span!("cloud_call", service, operation, outcome = tracing::field::Empty);
-        async {
-            self.limiter.acquire().await;
-            let result = fut.await;
-            let span = tracing::Span::current();
-            match result {
-                Ok(v) => {
-                    self.calls.record(service, operation, OUTCOME_OK);
-                    span.record("outcome", OUTCOME_OK);
-                    Ok(v)
-                }
-                Err(e) => {
-                    let status = e.raw_response().map(|r| r.status().as_u16());
-                    let f = classify(service, operation, &e, status);
-                    let outcome = if f.throttled {
-                        OUTCOME_THROTTLED
-                    } else if f.error.is_retryable() {
-                        OUTCOME_RETRYABLE
-                    } else {
-                        OUTCOME_ERROR
-                    };
-                    self.calls.record(service, operation, outcome);
-                    span.record("outcome", outcome);
-                    tracing::debug!(error = %f.error, "cloud call failed");
-                    Err(f)
-                }
-            }
-        }
-        .instrument(span)
-        .await
+        cloudgate_aws_runtime::call(&self.limiter, &self.calls, &CLASSIFIER, service, operation, Box::pin(fut))
     }
 }

@@ -18,21 +18,10 @@
 //! network (Lattice allows one per VPC). Sending the same request again cannot succeed.
 
 use aws_sdk_vpclattice::error::{ProvideErrorMetadata, SdkError};
+use cloudgate_aws_runtime::errors::{server_side, Classifier};
 use cloudgate_provider::cloud::CloudError;
 
-/// How a call failed, without the SDK's types (what the classification looks at).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The request could not be built (missing field, bad endpoint): a bug or bad config.
-    Construction,
-    Timeout,
-    /// Connection refused/reset, DNS failure... `user` = the request itself was unsendable.
-    Dispatch { user: bool },
-    /// An answer that could not be parsed (a proxy's HTML page, truncated body).
-    Response,
-    /// The service answered with an error code.
-    Service,
-}
+pub use cloudgate_aws_runtime::errors::{CallFailure, FailureKind};
 
 pub const CONFLICT: &str = "ConflictException";
 pub const NOT_FOUND: &str = "ResourceNotFoundException";
@@ -64,55 +53,25 @@ fn conflict_is_transient(operation: &str) -> bool {
         )
 }
 
+fn retryable_code(operation: &str, code: Option<&str>, http_status: Option<u16>) -> bool {
+    match code {
+        Some(CONFLICT) => conflict_is_transient(operation),
+        Some(NOT_FOUND) => true,
+        Some(c) if RETRYABLE_CODES.contains(&c) => true,
+        _ => server_side(http_status),
+    }
+}
+
+/// VPC Lattice's answers, for the shared classification.
+pub const CLASSIFIER: Classifier = Classifier { retryable_code, throttling_codes: THROTTLING_CODES };
+
 /// The decision, on plain values so it is unit-testable.
 pub fn is_retryable(kind: FailureKind, operation: &str, code: Option<&str>, http_status: Option<u16>) -> bool {
-    match kind {
-        FailureKind::Construction => false,
-        FailureKind::Timeout => true,
-        FailureKind::Dispatch { user } => !user,
-        FailureKind::Response => true,
-        FailureKind::Service => match code {
-            Some(CONFLICT) => conflict_is_transient(operation),
-            Some(NOT_FOUND) => true,
-            Some(c) if RETRYABLE_CODES.contains(&c) => true,
-            _ => http_status.is_some_and(|s| s >= 500 || s == 429),
-        },
-    }
+    CLASSIFIER.is_retryable(kind, operation, code, http_status)
 }
 
 pub fn is_throttling(code: Option<&str>, http_status: Option<u16>) -> bool {
-    code.is_some_and(|c| THROTTLING_CODES.contains(&c)) || http_status == Some(429)
-}
-
-/// A failed call, classified, with the service's error code kept for call sites that treat
-/// some codes as success (not found on delete).
-#[derive(Debug)]
-pub struct CallFailure {
-    pub code: Option<String>,
-    pub throttled: bool,
-    pub error: CloudError,
-}
-
-impl CallFailure {
-    pub fn is(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
-    }
-}
-
-impl From<CallFailure> for CloudError {
-    fn from(f: CallFailure) -> Self {
-        f.error
-    }
-}
-
-pub fn kind_of<E, R>(err: &SdkError<E, R>) -> FailureKind {
-    match err {
-        SdkError::ConstructionFailure(_) => FailureKind::Construction,
-        SdkError::TimeoutError(_) => FailureKind::Timeout,
-        SdkError::DispatchFailure(d) => FailureKind::Dispatch { user: d.is_user() },
-        SdkError::ResponseError(_) => FailureKind::Response,
-        _ => FailureKind::Service,
-    }
+    CLASSIFIER.is_throttling(code, http_status)
 }
 
 /// Classifies an SDK error; `http_status` is read by the caller from the raw response.
@@ -121,18 +80,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let kind = kind_of(err);
-    let code = err.code().map(str::to_string);
-    let message = match (err.code(), err.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        _ => aws_sdk_vpclattice::error::DisplayErrorContext(err).to_string(),
-    };
-    let throttled = is_throttling(code.as_deref(), http_status);
-    let retry = is_retryable(kind, operation, code.as_deref(), http_status);
-    let operation = operation.to_string();
-    let error = if retry { CloudError::Retryable { service, operation, message } } else { CloudError::Permanent { service, operation, message } };
-    CallFailure { code, throttled, error }
+    cloudgate_aws_runtime::errors::classify(&CLASSIFIER, service, operation, err, http_status)
 }
 
 /// An error of ours (an observed resource we cannot address, a spec we cannot send).
