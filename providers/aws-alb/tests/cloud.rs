@@ -1006,7 +1006,7 @@ async fn a_create_whose_answer_is_lost_is_found_not_duplicated() {
     ] {
         let mut g = ground("lost").await;
         // The provider talks through the proxy; the test's own reads go direct.
-        let opts = CloudOptions { requests_per_second: 200.0, burst: 50, attempt_timeout: std::time::Duration::from_secs(1), ..CloudOptions::default() };
+        let opts = CloudOptions { requests_per_second: 200.0, burst: 50, sdk: cloudgate_aws_runtime::SdkSettings { attempt_timeout: std::time::Duration::from_secs(1), ..Default::default() }, ..CloudOptions::default() };
         g.cloud = through(&proxy, &opts).await;
         faults_config(serde_json::json!({"rates": {"throttle": 0, "error5xx": 0, "timeout": 1.0, "drop": 0}, "hold_seconds": 2, "operations": [op], "budget": 1}));
         let p = http_plan(90, 10, &["10.1.0.1"]);

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::errors::{classify, CallFailure, Classifier};
 
 /// The SDK's retry and timeout settings (each provider's `CloudOptions` carries them).
+/// Defaults suit one controller per account and region.
 #[derive(Clone, Copy, Debug)]
 pub struct SdkSettings {
     /// SDK standard retry mode: attempts per call (1 = no retry), exponential backoff with
@@ -29,6 +30,20 @@ pub struct SdkSettings {
     pub attempt_timeout: Duration,
     /// A whole call including retries.
     pub operation_timeout: Duration,
+}
+
+impl Default for SdkSettings {
+    fn default() -> Self {
+        SdkSettings {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            // CLOUDGATE_CLOUD_ATTEMPT_TIMEOUT overrides it (cloudgate_cloud_runtime::timeouts).
+            attempt_timeout: cloudgate_cloud_runtime::timeouts::attempt_timeout(Duration::from_secs(20)),
+            operation_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Loads the standard AWS configuration (env vars, profile, web identity / pod identity,

@@ -18,23 +18,15 @@ use super::metrics::CallCounter;
 pub const LATTICE: &str = "vpc-lattice";
 
 /// Knobs for the SDK half. Defaults suit one controller per account and region. The first
-/// eight fields are the ALB provider's `CloudOptions`, field for field.
+/// three fields are the ALB provider's `CloudOptions`, field for field.
 #[derive(Clone, Debug)]
 pub struct CloudOptions {
     /// Average cloud calls per second across all Gateways (client-side token bucket).
     pub requests_per_second: f64,
     /// Calls allowed at once after a quiet period.
     pub burst: u32,
-    /// SDK standard retry mode: attempts per call (1 = no retry), exponential backoff with
-    /// full jitter between `initial_backoff` and `max_backoff`.
-    pub max_attempts: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    pub connect_timeout: Duration,
-    /// One HTTP attempt.
-    pub attempt_timeout: Duration,
-    /// A whole call including retries.
-    pub operation_timeout: Duration,
+    /// The SDK's retry and timeouts.
+    pub sdk: cloudgate_aws_runtime::SdkSettings,
     /// How long tags read with ListTagsForResource are reused. Lattice lists carry no tags, so
     /// without this every observe would read the tags of every `cg-` resource in the region
     /// (all Gateways' resources) one call each. Tags of a resource we created are known without
@@ -50,13 +42,7 @@ impl Default for CloudOptions {
         CloudOptions {
             requests_per_second: 10.0,
             burst: 20,
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(3),
-            // CLOUDGATE_CLOUD_ATTEMPT_TIMEOUT overrides it (cloudgate_cloud_runtime::timeouts).
-            attempt_timeout: cloudgate_cloud_runtime::timeouts::attempt_timeout(Duration::from_secs(20)),
-            operation_timeout: Duration::from_secs(60),
+            sdk: cloudgate_aws_runtime::SdkSettings::default(),
             tag_cache_ttl: Duration::from_secs(600),
             page_size: 100,
         }
@@ -66,21 +52,7 @@ impl Default for CloudOptions {
 /// Loads the standard AWS configuration with cloudgate's HTTPS client (rustls on ring), retry
 /// and timeouts (see [`cloudgate_aws_runtime::load_sdk_config`]).
 pub async fn load_sdk_config(opts: &CloudOptions) -> SdkConfig {
-    cloudgate_aws_runtime::load_sdk_config(&opts.sdk_settings()).await
-}
-
-impl CloudOptions {
-    /// The SDK's retry and timeout settings.
-    pub fn sdk_settings(&self) -> cloudgate_aws_runtime::SdkSettings {
-        cloudgate_aws_runtime::SdkSettings {
-            max_attempts: self.max_attempts,
-            initial_backoff: self.initial_backoff,
-            max_backoff: self.max_backoff,
-            connect_timeout: self.connect_timeout,
-            attempt_timeout: self.attempt_timeout,
-            operation_timeout: self.operation_timeout,
-        }
-    }
+    cloudgate_aws_runtime::load_sdk_config(&opts.sdk).await
 }
 
 pub type Tags = BTreeMap<String, String>;
