@@ -49,7 +49,11 @@ fn unique(prefix: &str) -> String {
 /// A request to the fake over plain HTTP/1.1 (the ground's own endpoints and the odd raw API
 /// call a test makes behind the provider's back).
 fn http(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let base = env("GCE_ENDPOINT");
+    http_to(&env("GCE_ENDPOINT"), method, path, body)
+}
+
+/// The same, to another endpoint of the ground (the fault proxy's control API).
+fn http_to(base: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let host = base.trim_start_matches("http://").trim_end_matches('/').to_string();
     let mut s = std::net::TcpStream::connect(&host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
@@ -722,7 +726,9 @@ async fn foreign_resources_are_untouched() {
 }
 
 /// Failures are classified: throttling and 5xx retryable, an operation that fails on quota
-/// permanent; after a retryable failure the next reconcile finishes the job.
+/// permanent; after a retryable failure the next reconcile finishes the job. A 429 or 503 is
+/// retried underneath the call (inserts carry a requestId, so a repeat is safe): only one that
+/// lasts through every attempt (4) fails the reconcile.
 #[tokio::test]
 async fn failures_are_classified_and_retries_converge() {
     let _serial = serial().await;
@@ -730,11 +736,11 @@ async fn failures_are_classified_and_retries_converge() {
     let plan = g.plan(&http_world(90, 10, V1_ENDPOINTS));
     let fault = |f: Value| assert_eq!(http("POST", "/_ground/faults", Some(&f)).0, 200);
 
-    fault(json!({"method": "compute.urlMaps.insert", "httpStatus": 503, "reason": "backendError", "count": 1}));
+    fault(json!({"method": "compute.urlMaps.insert", "httpStatus": 503, "reason": "backendError", "count": 4}));
     let err = g.reconcile(Some(&plan)).await.expect_err("503");
     assert!(err.is_retryable(), "{err}");
 
-    fault(json!({"method": "compute.urlMaps.insert", "httpStatus": 429, "reason": "rateLimitExceeded", "count": 1}));
+    fault(json!({"method": "compute.urlMaps.insert", "httpStatus": 429, "reason": "rateLimitExceeded", "count": 4}));
     let err = g.reconcile(Some(&plan)).await.expect_err("429");
     assert!(err.is_retryable(), "{err}");
     assert!(g.cloud.calls().total(|c| c.operation == "urlMaps.insert" && c.outcome == "throttled") >= 1);
@@ -744,7 +750,11 @@ async fn failures_are_classified_and_retries_converge() {
     assert!(!err.is_retryable(), "{err}");
     assert!(err.to_string().contains("QUOTA_EXCEEDED"), "{err}");
 
+    // One 429 on the insert of the URL map (which does not exist yet): absorbed.
+    fault(json!({"method": "compute.urlMaps.insert", "httpStatus": 429, "reason": "rateLimitExceeded", "count": 1}));
     g.converge(Some(&plan)).await;
+    let left = http("GET", "/_ground/faults", None).1;
+    assert!(left["faults"].as_array().is_some_and(|fs| fs.iter().all(|f| f["count"] == 0)), "every injected failure was met: {left}");
     assert_eq!(http("DELETE", "/_ground/faults", None).0, 200);
     assert_no_validation_failures();
     g.converge(None).await;
@@ -935,4 +945,34 @@ async fn unfinished_operations_mean_not_ready_and_endpoints_need_instances() {
 
 fn g_instances() -> Option<InstanceLookup> {
     Some(Arc::new(|zone: &str, _ip: &str| Some(format!("gke-node-{zone}"))))
+}
+
+/// A 429 `rateLimitExceeded` is retried underneath the call instead of failing the reconcile:
+/// with the fault proxy (tests/ground/faults) answering the next call, whatever it is, with
+/// that 429, observe through the proxy still succeeds, and the proxy counted the fault.
+#[tokio::test]
+async fn a_throttled_call_is_retried_underneath() {
+    let _s = serial().await;
+    let control = env("FAULTS_CONTROL_URL");
+    let mut g = Ground::new().await;
+    let cfg = GcpConfig {
+        endpoint: Some(env("FAULTS_GCE_ENDPOINT")),
+        instances: g_instances(),
+        requests_per_second: 200.0,
+        ..GcpConfig::from_env()
+    };
+    g.cloud = GcpCloud::new(GcpProvider::default(), cfg).await.expect("clients");
+    let faults = |rates: Value, budget: Value| {
+        let (code, v) = http_to(&control, "POST", "/_faults/config", Some(&json!({"rates": rates, "budget": budget, "operations": null})));
+        assert_eq!(code, 200, "{v}");
+    };
+    let (code, _) = http_to(&control, "POST", "/_faults/reset", None);
+    assert_eq!(code, 200);
+    faults(json!({"throttle": 1.0, "error5xx": 0.0, "timeout": 0.0, "drop": 0.0}), json!(1));
+    let observed = g.cloud.observe(&g.owner, &g.ctx).await;
+    let (_, stats) = http_to(&control, "GET", "/_faults/stats", None);
+    faults(json!({"throttle": 0.0, "error5xx": 0.0, "timeout": 0.0, "drop": 0.0}), Value::Null);
+    assert_eq!(stats["faults"]["throttle"], 1, "the proxy throttled one call: {stats}");
+    let observed = observed.expect("observe succeeds despite the 429");
+    assert!(observed.is_empty(), "a fresh cluster owns nothing: {observed:?}");
 }

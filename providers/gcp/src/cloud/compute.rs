@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use google_cloud_compute_v1::client::*;
 use google_cloud_compute_v1::model;
-use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
+use google_cloud_gax::options::RequestOptionsBuilder;
+use google_cloud_gax::retry_policy::{RetryPolicy, RetryPolicyExt};
+use google_cloud_gax::retry_result::RetryResult;
+use google_cloud_gax::retry_state::RetryState;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -87,10 +90,15 @@ impl Compute {
             // GCE, GOOGLE_APPLICATION_CREDENTIALS elsewhere.
             google_cloud_auth::credentials::Builder::default().build().map_err(build_error)?
         };
-        // The library retries idempotent reads on UNAVAILABLE, briefly; everything else
-        // surfaces at once, classified, and the controller's per-object backoff takes over.
-        // Mutations are never retried underneath (they are not idempotent without requestId).
-        let retry = || Aip194Strict.with_attempt_limit(3).with_time_limit(Duration::from_secs(10));
+        // Throttling and server errors are retried underneath the call, with the library's
+        // jittered exponential backoff, when that is safe: reads, inserts (they carry a
+        // requestId), updates (PUT, guarded by the fingerprint) and deletes (a repeat finds
+        // 404, which delete treats as done). Other POSTs (setUrlMap, attach...) surface at
+        // once. Before, one 429 failed the whole reconcile (observe alone makes dozens of reads
+        // per Gateway) and the controller's per-object backoff delayed it by seconds to
+        // minutes. Repeats made here pass the client-side rate limiter by (they back off
+        // instead) and count as one call.
+        let retry = || RetryTransient.with_attempt_limit(4).with_time_limit(Duration::from_secs(20));
         macro_rules! client {
             ($t:ty) => {{
                 let mut b = <$t>::builder().with_credentials(creds.clone()).with_retry_policy(retry());
@@ -316,87 +324,90 @@ impl Compute {
         }
     }
 
+    /// Creates a resource. Each insert carries a fresh requestId, which makes it safe to
+    /// repeat underneath the call (Compute answers a repeat with the first request's
+    /// operation instead of a second resource or `alreadyExists`).
     pub async fn insert(&self, p: &str, kind: &str, loc: &Loc, b: Value) -> Result<Mutation, CallFailure> {
         match (kind, loc) {
             (KIND_FIREWALL, Loc::Global) => {
                 let m = "firewalls.insert";
-                self.mutate(m, self.firewalls.insert().set_project(p).set_body(body::<model::Firewall>(m, b)?).send()).await
+                self.mutate(m, self.firewalls.insert().set_project(p).set_body(body::<model::Firewall>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_ADDRESS, Loc::Global) => {
                 let m = "globalAddresses.insert";
-                self.mutate(m, self.global_addresses.insert().set_project(p).set_body(body::<model::Address>(m, b)?).send()).await
+                self.mutate(m, self.global_addresses.insert().set_project(p).set_body(body::<model::Address>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_ADDRESS, Loc::Region(r)) => {
                 let m = "addresses.insert";
-                self.mutate(m, self.addresses.insert().set_project(p).set_region(r).set_body(body::<model::Address>(m, b)?).send()).await
+                self.mutate(m, self.addresses.insert().set_project(p).set_region(r).set_body(body::<model::Address>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_HEALTH_CHECK, Loc::Global) => {
                 let m = "healthChecks.insert";
-                self.mutate(m, self.health_checks.insert().set_project(p).set_body(body::<model::HealthCheck>(m, b)?).send()).await
+                self.mutate(m, self.health_checks.insert().set_project(p).set_body(body::<model::HealthCheck>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_HEALTH_CHECK, Loc::Region(r)) => {
                 let m = "regionHealthChecks.insert";
-                let req = self.region_health_checks.insert().set_project(p).set_region(r).set_body(body::<model::HealthCheck>(m, b)?);
+                let req = self.region_health_checks.insert().set_project(p).set_region(r).set_body(body::<model::HealthCheck>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             (KIND_NEG, Loc::Zone(z)) => {
                 let m = "networkEndpointGroups.insert";
-                let req = self.negs.insert().set_project(p).set_zone(z).set_body(body::<model::NetworkEndpointGroup>(m, b)?);
+                let req = self.negs.insert().set_project(p).set_zone(z).set_body(body::<model::NetworkEndpointGroup>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             (KIND_BACKEND_SERVICE, Loc::Global) => {
                 let m = "backendServices.insert";
-                self.mutate(m, self.backend_services.insert().set_project(p).set_body(body::<model::BackendService>(m, b)?).send()).await
+                self.mutate(m, self.backend_services.insert().set_project(p).set_body(body::<model::BackendService>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_BACKEND_SERVICE, Loc::Region(r)) => {
                 let m = "regionBackendServices.insert";
-                let req = self.region_backend_services.insert().set_project(p).set_region(r).set_body(body::<model::BackendService>(m, b)?);
+                let req = self.region_backend_services.insert().set_project(p).set_region(r).set_body(body::<model::BackendService>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             (KIND_URL_MAP, Loc::Global) => {
                 let m = "urlMaps.insert";
-                self.mutate(m, self.url_maps.insert().set_project(p).set_body(body::<model::UrlMap>(m, b)?).send()).await
+                self.mutate(m, self.url_maps.insert().set_project(p).set_body(body::<model::UrlMap>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_URL_MAP, Loc::Region(r)) => {
                 let m = "regionUrlMaps.insert";
-                let req = self.region_url_maps.insert().set_project(p).set_region(r).set_body(body::<model::UrlMap>(m, b)?);
+                let req = self.region_url_maps.insert().set_project(p).set_region(r).set_body(body::<model::UrlMap>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             (KIND_TARGET_HTTP_PROXY, Loc::Global) => {
                 let m = "targetHttpProxies.insert";
-                self.mutate(m, self.http_proxies.insert().set_project(p).set_body(body::<model::TargetHttpProxy>(m, b)?).send()).await
+                self.mutate(m, self.http_proxies.insert().set_project(p).set_body(body::<model::TargetHttpProxy>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_TARGET_HTTP_PROXY, Loc::Region(r)) => {
                 let m = "regionTargetHttpProxies.insert";
-                let req = self.region_http_proxies.insert().set_project(p).set_region(r).set_body(body::<model::TargetHttpProxy>(m, b)?);
+                let req = self.region_http_proxies.insert().set_project(p).set_region(r).set_body(body::<model::TargetHttpProxy>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             (KIND_TARGET_HTTPS_PROXY, Loc::Global) => {
                 let m = "targetHttpsProxies.insert";
-                self.mutate(m, self.https_proxies.insert().set_project(p).set_body(body::<model::TargetHttpsProxy>(m, b)?).send()).await
+                self.mutate(m, self.https_proxies.insert().set_project(p).set_body(body::<model::TargetHttpsProxy>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_TARGET_HTTPS_PROXY, Loc::Region(r)) => {
                 let m = "regionTargetHttpsProxies.insert";
-                let req = self.region_https_proxies.insert().set_project(p).set_region(r).set_body(body::<model::TargetHttpsProxy>(m, b)?);
+                let req = self.region_https_proxies.insert().set_project(p).set_region(r).set_body(body::<model::TargetHttpsProxy>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             (KIND_SSL_CERTIFICATE, Loc::Global) => {
                 let m = "sslCertificates.insert";
-                self.mutate(m, self.certs.insert().set_project(p).set_body(body::<model::SslCertificate>(m, b)?).send()).await
+                self.mutate(m, self.certs.insert().set_project(p).set_body(body::<model::SslCertificate>(m, b)?).set_request_id(request_id()).with_idempotency(true).send()).await
             }
             (KIND_SSL_CERTIFICATE, Loc::Region(r)) => {
                 let m = "regionSslCertificates.insert";
-                let req = self.region_certs.insert().set_project(p).set_region(r).set_body(body::<model::SslCertificate>(m, b)?);
+                let req = self.region_certs.insert().set_project(p).set_region(r).set_body(body::<model::SslCertificate>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             (KIND_FORWARDING_RULE, Loc::Global) => {
                 let m = "globalForwardingRules.insert";
-                let req = self.global_forwarding_rules.insert().set_project(p).set_body(body::<model::ForwardingRule>(m, b)?);
+                let req = self.global_forwarding_rules.insert().set_project(p).set_body(body::<model::ForwardingRule>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             (KIND_FORWARDING_RULE, Loc::Region(r)) => {
                 let m = "forwardingRules.insert";
-                let req = self.forwarding_rules.insert().set_project(p).set_region(r).set_body(body::<model::ForwardingRule>(m, b)?);
+                let req = self.forwarding_rules.insert().set_project(p).set_region(r).set_body(body::<model::ForwardingRule>(m, b)?).set_request_id(request_id()).with_idempotency(true);
                 self.mutate(m, req.send()).await
             }
             _ => Err(unsupported("insert", kind, loc)),
@@ -702,6 +713,41 @@ impl Compute {
     }
 }
 
+/// The retry policy of every Compute client: retry what [`errors::transient`] says is worth
+/// repeating at once, and only for requests that are safe to send twice.
+///
+/// [`errors::transient`]: super::errors::transient
+#[derive(Clone, Debug)]
+pub(crate) struct RetryTransient;
+
+impl RetryPolicy for RetryTransient {
+    fn on_error(&self, state: &RetryState, error: google_cloud_gax::error::Error) -> RetryResult {
+        if error.is_transient_and_before_rpc() || (state.idempotent && super::errors::transient(&classify("retry", &error).kind)) {
+            RetryResult::Continue(error)
+        } else {
+            RetryResult::Permanent(error)
+        }
+    }
+}
+
+/// A random UUID (version 4) for `requestId`. Unique, not secret: from std's randomly keyed
+/// hasher, so no extra dependency.
+fn request_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let word = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(N.fetch_add(1, Ordering::Relaxed));
+        h.write_u64(salt);
+        h.finish()
+    };
+    let (hi, lo) = (word(1), word(2));
+    let hi = (hi & !0xf000) | 0x4000; // version 4
+    let lo = (lo & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
+    format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48, lo & 0xffff_ffff_ffff)
+}
+
 /// A request body from JSON, through the library's model type (which serialises it back
 /// field for field).
 fn body<T: DeserializeOwned>(method: &str, v: Value) -> Result<T, CallFailure> {
@@ -710,4 +756,60 @@ fn body<T: DeserializeOwned>(method: &str, v: Value) -> Result<T, CallFailure> {
 
 fn unsupported(what: &str, kind: &str, loc: &Loc) -> CallFailure {
     CallFailure::permanent(what, format!("{what} of {kind} in {loc:?} is not something cloudgate does"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use google_cloud_gax::error::rpc::{Code, Status};
+    use google_cloud_gax::error::Error;
+
+    fn http_error(status: u16, code: Code) -> Error {
+        Error::service_with_http_metadata(Status::default().set_code(code).set_message("from the test"), Some(status), None)
+    }
+
+    fn retried(idempotent: bool, e: Error) -> bool {
+        matches!(RetryTransient.on_error(&RetryState::new(idempotent), e), RetryResult::Continue(_))
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried_where_a_repeat_is_safe() {
+        assert!(retried(true, http_error(429, Code::ResourceExhausted)), "429 on a read");
+        assert!(retried(true, http_error(503, Code::Unavailable)));
+        assert!(retried(true, http_error(500, Code::Internal)));
+        assert!(retried(true, Error::io("connection reset")));
+        // An insert (POST) sent twice could make two resources, or fail the second time.
+        assert!(!retried(false, http_error(429, Code::ResourceExhausted)), "not on a non-idempotent call");
+        // Waits for another resource or needs a fresh read: the next reconcile's business.
+        assert!(!retried(true, http_error(400, Code::FailedPrecondition)));
+        assert!(!retried(true, http_error(412, Code::FailedPrecondition)));
+        assert!(!retried(true, http_error(404, Code::NotFound)));
+        assert!(!retried(true, http_error(501, Code::Unimplemented)));
+    }
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let ids: std::collections::BTreeSet<String> = (0..1000).map(|_| request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(20) {
+            let groups: Vec<&str> = id.split('-').collect();
+            assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), vec![8, 4, 4, 4, 12], "{id}");
+            assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{id}");
+            assert!(groups[2].starts_with('4') && "89ab".contains(&groups[3][..1]), "{id}");
+        }
+    }
+
+    /// The policy as the clients use it: attempts are bounded, so a lasting outage still
+    /// surfaces as the (retryable) error it is.
+    #[test]
+    fn retries_are_bounded() {
+        let p = RetryTransient.with_attempt_limit(4);
+        let mut state = RetryState::new(true);
+        let mut outcomes = Vec::new();
+        for attempt in 1..=4_u32 {
+            state = state.set_attempt_count(attempt);
+            outcomes.push(matches!(p.on_error(&state, http_error(429, Code::ResourceExhausted)), RetryResult::Continue(_)));
+        }
+        assert_eq!(outcomes, vec![true, true, true, false]);
+    }
 }

@@ -104,6 +104,19 @@ impl FailureKind {
     }
 }
 
+/// Worth repeating at once, underneath a single call (where the request is safe to repeat):
+/// throttling (429, or 403 `rateLimitExceeded` / `userRateLimitExceeded`), 5xx but 501, and
+/// transport failures. Not the other retryable failures (`resourceNotReady`, in use, a stale
+/// fingerprint): those wait for another resource or need a fresh read, which the next
+/// reconcile does.
+pub fn transient(kind: &FailureKind) -> bool {
+    match kind {
+        FailureKind::Transport => true,
+        FailureKind::Http { status, .. } => kind.is_throttling() || status.is_some_and(|s| s >= 500 && s != 501),
+        _ => false,
+    }
+}
+
 /// A failed call, classified, with what call sites need to treat some failures as success
 /// (404 on delete) or as a reason to re-read (412 on update).
 #[derive(Debug)]
@@ -260,6 +273,32 @@ mod tests {
         assert!(http(404, "notFound").is_not_found());
         assert!(http(412, "conditionNotMet").is_stale_fingerprint());
         assert!(!http(400, "invalid").is_stale_fingerprint());
+    }
+
+    #[test]
+    fn only_throttling_server_and_transport_errors_are_repeated_at_once() {
+        for k in [
+            http(429, "rateLimitExceeded"),
+            http(403, "rateLimitExceeded"),
+            http(403, "userRateLimitExceeded"),
+            http(503, "backendError"),
+            http(500, "internalError"),
+            FailureKind::Transport,
+        ] {
+            assert!(transient(&k), "{k:?}");
+        }
+        for k in [
+            http(400, "resourceNotReady"),
+            http(400, "resourceInUseByAnotherResource"),
+            http(412, "conditionNotMet"),
+            http(403, "forbidden"),
+            http(403, "quotaExceeded"),
+            http(404, "notFound"),
+            http(501, "notImplemented"),
+            FailureKind::Client,
+        ] {
+            assert!(!transient(&k), "{k:?}");
+        }
     }
 
     #[test]
