@@ -294,6 +294,8 @@ impl<'a> Run<'a> {
             kind::ACCESS_LOG_SUBSCRIPTION => {
                 let s: AccessLogSubscriptionSpec = parse(d)?;
                 let parent = self.parent_id(&s.resource_identifier)?;
+                // Before the call: if its answer is lost, the next observe must list again.
+                cl.no_access_logs.remove(&parent);
                 let req = cl.lattice.create_access_log_subscription().resource_identifier(parent).destination_arn(&s.destination_arn).set_tags(tags);
                 let out = self.mutate("CreateAccessLogSubscription", req.send()).await?;
                 self.created(d, Some(out.arn()), None)

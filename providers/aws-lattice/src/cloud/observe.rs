@@ -327,7 +327,8 @@ async fn auth_policy(cl: &Clients, id: &str, auth: Option<&aws_sdk_vpclattice::t
 }
 
 /// Our access log subscriptions of service network or service `id` (named `owner_name` in the
-/// render), keyed by their name tag.
+/// render), keyed by their name tag. Not listed again while an earlier list found none
+/// (`Clients::no_access_logs`).
 async fn access_logs(
     cl: &Clients,
     id: &str,
@@ -336,7 +337,14 @@ async fn access_logs(
     key_name: &(dyn Fn(&Tags, &str) -> String + Sync),
     out: &mut Vec<ObservedResource>,
 ) -> Result<(), CloudError> {
-    for s in list_all!(cl, "ListAccessLogSubscriptions", cl.lattice.list_access_log_subscriptions().resource_identifier(id)) {
+    if cl.no_access_logs.get(id).is_some() {
+        return Ok(());
+    }
+    let subscriptions = list_all!(cl, "ListAccessLogSubscriptions", cl.lattice.list_access_log_subscriptions().resource_identifier(id));
+    if subscriptions.is_empty() {
+        cl.no_access_logs.put(id, ());
+    }
+    for s in subscriptions {
         let t = cl.tags_of(s.arn()).await?;
         if !ours(&t) {
             continue;

@@ -122,6 +122,11 @@ pub struct Clients {
     pub calls: Arc<CallCounter>,
     pub tags: Arc<TagCache>,
     pub described: Arc<DescribeCache>,
+    /// Service networks and services (by id) whose last ListAccessLogSubscriptions found none,
+    /// for `tag_cache_ttl`: most have none, and listing every one on every observe would add a
+    /// call per route service to each steady-state reconcile. Apply forgets an entry before it
+    /// creates a subscription there; a process starts empty, so whatever exists is found once.
+    pub no_access_logs: Arc<cloudgate_cloud_runtime::TtlCache<()>>,
     pub page_size: i32,
 }
 
@@ -133,6 +138,7 @@ impl Clients {
             calls,
             tags: Arc::new(TagCache::new(opts.tag_cache_ttl)),
             described: Arc::new(DescribeCache::new(opts.tag_cache_ttl)),
+            no_access_logs: Arc::new(cloudgate_cloud_runtime::TtlCache::new(opts.tag_cache_ttl)),
             page_size: opts.page_size.clamp(1, 100),
         }
     }
