@@ -312,10 +312,22 @@ fn verdict(ix: &Index, args: &ControllerArgs, policy: &Policy, gateway: &ObjKey,
         Some(c) => class_params::resolve(args, c, ix.class_parameters.as_ref()),
         None => Err("the Gateway's class is not found".into()),
     };
-    let (provider, adopted) = match settings {
-        Ok(s) => (s.backend.provider, s.render.service_network),
+    let settings = match settings {
+        Ok(s) => s,
         Err(why) => return (false, "Invalid", format!("Gateway {gateway} cannot be provisioned: {why}")),
     };
+    // A targeted route the Gateway does not carry (no listener accepts it) gets nothing: say
+    // so rather than "Applied". The translation is pure and only run for policies on routes.
+    let routes: Vec<&RouteKey> = targets.iter().filter_map(|t| if let Target::Route(rk) = t { Some(rk) } else { None }).collect();
+    if !routes.is_empty() {
+        let carried = cloudgate_translate::translate_gateway(&ix.world, gateway, &settings.capabilities())
+            .map(|t| t.plan.listeners.iter().flat_map(|l| l.routes.iter().cloned()).collect::<BTreeSet<RouteKey>>())
+            .unwrap_or_default();
+        if let Some(rk) = routes.iter().find(|rk| !carried.contains(rk)) {
+            return (false, "Invalid", format!("{rk} is not accepted by any listener of Gateway {gateway} (its status says why): nothing is applied to it"));
+        }
+    }
+    let (provider, adopted) = (settings.backend.provider, settings.render.service_network);
     if let (PolicyKind::Auth, Some(sn), true) = (policy.kind, &adopted, targets.contains(&Target::Gateway(gateway.clone()))) {
         let why = format!("Gateway {gateway} joins service network {sn}, which its class adopts: its auth type and policy belong to its owner; target the routes instead");
         return (false, "Invalid", why);
@@ -589,5 +601,24 @@ mod tests {
         ix.apply(Watched::Policy(PolicyKind::HealthCheck), &listed).unwrap();
         assert_eq!(ix.policies_reaching(&gw, "cloudgate.io/gateway-controller").len(), 2);
         assert!(status(&ix, &args("aws-lattice"), PolicyKind::HealthCheck, &key("elsewhere"), "t").unwrap().ancestors.is_empty());
+    }
+
+    #[test]
+    fn a_policy_on_a_route_no_listener_accepts_is_invalid_not_applied() {
+        let mut ix = index();
+        // The route names a listener the Gateway does not have.
+        ix.apply(Watched::Route(RouteKind::Http), &obj(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "stray", "namespace": "apps"},
+            "spec": {"parentRefs": [{"name": "gw", "sectionName": "no-such-listener"}], "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}))).unwrap();
+        ix.apply(Watched::Policy(PolicyKind::AccessLog), &policy(PolicyKind::AccessLog, "stray-logs", "2026-01-01T00:00:00Z",
+            json!({"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "stray"}], "destinationArn": "arn:aws:s3:::bucket-name-x"}))).unwrap();
+        let s = status(&ix, &args("aws-lattice"), PolicyKind::AccessLog, &key("stray-logs"), "t").unwrap();
+        let (st, reason, message) = accepted(&s);
+        assert_eq!((st, reason), (ConditionStatus::False, "Invalid"), "{message}");
+        assert!(message.contains("not accepted by any listener"), "{message}");
+        // The carried route "web" is still Applied.
+        ix.apply(Watched::Policy(PolicyKind::AccessLog), &policy(PolicyKind::AccessLog, "web-logs", "2026-01-01T00:00:00Z",
+            json!({"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "web"}], "destinationArn": "arn:aws:s3:::bucket-name-x"}))).unwrap();
+        assert_eq!(accepted(&status(&ix, &args("aws-lattice"), PolicyKind::AccessLog, &key("web-logs"), "t").unwrap()).0, ConditionStatus::True);
     }
 }
