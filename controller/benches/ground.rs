@@ -229,15 +229,7 @@ async fn backend(name: &'static str) -> Backend {
     match name {
         "aws-alb" => {
             let sdk = cloudgate_aws_alb::cloud::load_sdk_config(&cloudgate_aws_alb::CloudOptions::default()).await;
-            let ec2 = aws_sdk_ec2::Client::new(&sdk);
-            let octet = fastrand::u8(10..250);
-            let vpc = ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.expect("CreateVpc");
-            let vpc = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_string();
-            let mut subnets = Vec::new();
-            for (i, zone) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
-                let s = ec2.create_subnet().vpc_id(&vpc).cidr_block(format!("10.{octet}.{i}.0/24")).availability_zone(*zone).send().await.expect("CreateSubnet");
-                subnets.push(s.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_string());
-            }
+            let (vpc, subnets) = support::vpc_with_subnets(&aws_sdk_ec2::Client::new(&sdk), fastrand::u8(10..250)).await;
             Backend { name, args: vec!["--provider".into(), "aws-alb".into(), "--vpc-id".into(), vpc, "--subnets".into(), subnets.join(",")], zone: "us-east-1a".into() }
         }
         "aws-lattice" => {

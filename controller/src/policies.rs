@@ -95,21 +95,14 @@ pub enum Settings {
 }
 
 impl Settings {
-    /// The part of a target's access settings this policy sets (for the support check).
-    fn access(&self) -> Option<AccessSettings> {
-        match self {
-            Settings::AccessLog(d) => Some(AccessSettings { access_log_destination: Some(d.clone()), auth: None }),
-            Settings::Auth(a) => Some(AccessSettings { access_log_destination: None, auth: a.clone() }),
-            _ => None,
-        }
-    }
-
-    /// Whether `p` applies these settings, and why not.
+    /// Whether `p` applies these settings, and why not. Access policies are checked for the
+    /// part of a target's access settings they set.
     fn support(&self, p: &dyn Provider) -> Result<(), String> {
         match self {
             Settings::HealthCheck(hc) => p.health_check_support(hc),
             Settings::Backend(b) => p.backend_settings_support(b),
-            Settings::AccessLog(_) | Settings::Auth(_) => self.access().map_or(Ok(()), |a| p.access_policy_support(&a)),
+            Settings::AccessLog(d) => p.access_policy_support(&AccessSettings { access_log_destination: Some(d.clone()), auth: None }),
+            Settings::Auth(a) => p.access_policy_support(&AccessSettings { access_log_destination: None, auth: a.clone() }),
         }
     }
 }

@@ -27,9 +27,9 @@
 //!   deletes the old one) instead of an update the API would refuse;
 //! - what Lattice cannot express is a render error naming the object, never a silent drop.
 //!
-//! The service network is always created. Adopting an existing one (class parameters) is a
-//! later change: it needs a field in `RenderContext` (another crate) and would skip the
-//! `ServiceNetwork` resource while keeping the associations.
+//! The service network is the Gateway's own, unless the class adopts an existing one
+//! (`RenderContext::service_network`): then no `ServiceNetwork` or VPC association is rendered,
+//! only our services' associations with it (and access log subscriptions, which are ours).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
