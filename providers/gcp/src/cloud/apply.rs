@@ -1,7 +1,7 @@
 //! A `ChangeSet` executed in order with the fewest mutating calls Compute allows. Every call
-//! that changes something returns an operation, polled to DONE before the next change: a
+//! that changes something returns an operation, waited for until DONE before the next change: a
 //! resource being created cannot be referenced yet, and one with a change in flight cannot be
-//! changed again. An operation still running when the poll budget is spent ends the apply with
+//! changed again. An operation still running when the wait budget is spent ends the apply with
 //! `ready: false`; the next reconcile observes and continues.
 //!
 //! Per kind:

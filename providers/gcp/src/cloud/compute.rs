@@ -3,8 +3,8 @@
 //! own field names (the library's model types (de)serialise exactly that), so observe and apply
 //! work on one representation for every kind and scope.
 //!
-//! Each service client also polls the operations of its scope (`get_operation`), which is why
-//! the `*-operations` services are not built.
+//! Operations are waited for through the three `*Operations` services (`wait`, one call per
+//! operation).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -70,6 +70,9 @@ pub(crate) struct Compute {
     region_certs: RegionSslCertificates,
     forwarding_rules: ForwardingRules,
     global_forwarding_rules: GlobalForwardingRules,
+    global_operations: GlobalOperations,
+    region_operations: RegionOperations,
+    zone_operations: ZoneOperations,
     limiter: Arc<RateLimiter>,
     calls: Arc<CallCounter>,
     poll_initial: Duration,
@@ -127,6 +130,9 @@ impl Compute {
             region_certs: client!(RegionSslCertificates),
             forwarding_rules: client!(ForwardingRules),
             global_forwarding_rules: client!(GlobalForwardingRules),
+            global_operations: client!(GlobalOperations),
+            region_operations: client!(RegionOperations),
+            zone_operations: client!(ZoneOperations),
             limiter,
             calls,
             poll_initial: cfg.poll_initial,
@@ -672,11 +678,19 @@ impl Compute {
         self.mutate(m, req.send()).await
     }
 
-    /// Polls an operation until it is DONE, with a short doubling backoff, for at most the
-    /// configured budget. An operation that ended with an error is that error, classified.
+    /// Waits for an operation to be DONE, for at most the configured budget. An operation that
+    /// ended with an error is that error, classified.
+    ///
+    /// Compute's `operations.wait` holds the request until the operation is DONE or about two
+    /// minutes have passed, so an operation costs one call where a `get` poll loop costs one
+    /// per poll (a 30-second insert polled with a backoff capped at one second is about 30
+    /// calls against the project's quota). `wait` may return early, still running, "on a best
+    /// effort basis": then the next `wait` follows a short doubling pause, never a hot loop. A
+    /// `wait` already sent is not cut short at the budget, so an operation can take up to one
+    /// `wait` (about two minutes) longer than the budget before apply moves on.
     pub async fn wait(&self, p: &str, m: &Mutation) -> Result<OpState, CallFailure> {
         let deadline = Instant::now() + self.operation_timeout;
-        let mut delay = self.poll_initial;
+        let mut pause = self.poll_initial;
         let mut op = m.op.clone();
         loop {
             if op["status"] == "DONE" {
@@ -689,26 +703,31 @@ impl Compute {
             if name.is_empty() {
                 return Err(CallFailure::permanent(m.method, "the answer is an operation without a name"));
             }
-            if Instant::now() + delay > deadline {
+            if Instant::now() >= deadline {
                 tracing::info!(method = m.method, operation = %name, "operation still running; continuing on the next reconcile");
                 return Ok(OpState::Running(name));
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.poll_max);
-            op = self.get_operation(p, &op, &name).await?;
+            op = self.wait_operation(p, &op, &name).await?;
+            if op["status"] != "DONE" {
+                tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+                pause = (pause * 2).min(self.poll_max);
+            }
         }
     }
 
-    async fn get_operation(&self, p: &str, op: &Value, name: &str) -> Result<Value, CallFailure> {
+    /// `operations.wait` in the operation's own scope. It only reads, so the client may repeat
+    /// it after a throttle or a server error.
+    async fn wait_operation(&self, p: &str, op: &Value, name: &str) -> Result<Value, CallFailure> {
         let seg = |k: &str| op[k].as_str().filter(|s| !s.is_empty()).map(|s| super::convert::last_segment(s).to_string());
         if let Some(z) = seg("zone") {
-            let req = self.negs.get_operation().set_project(p).set_zone(z).set_operation(name);
-            self.call("zoneOperations.get", req.send()).await
+            let req = self.zone_operations.wait().set_project(p).set_zone(z).set_operation(name).with_idempotency(true);
+            self.call("zoneOperations.wait", req.send()).await
         } else if let Some(r) = seg("region") {
-            let req = self.region_url_maps.get_operation().set_project(p).set_region(r).set_operation(name);
-            self.call("regionOperations.get", req.send()).await
+            let req = self.region_operations.wait().set_project(p).set_region(r).set_operation(name).with_idempotency(true);
+            self.call("regionOperations.wait", req.send()).await
         } else {
-            self.call("globalOperations.get", self.url_maps.get_operation().set_project(p).set_operation(name).send()).await
+            let req = self.global_operations.wait().set_project(p).set_operation(name).with_idempotency(true);
+            self.call("globalOperations.wait", req.send()).await
         }
     }
 }

@@ -2,12 +2,12 @@
 //! (google-cloud-compute-v1).
 //!
 //! - `compute`: the service clients and the one wrapper every call goes through (rate
-//!   limiter, tracing span, call counter, error classification), operation polling.
+//!   limiter, tracing span, call counter, error classification), waiting for operations.
 //! - `errors`: Compute errors -> `CloudError::Retryable` / `Permanent`.
 //! - `convert`: specs -> request bodies, resources as read -> observed specs (pure).
 //! - `observe`: what this Gateway owns (labels on addresses and forwarding rules, the ownership
 //!   JSON in `description` elsewhere), read back in the vocabulary of `crate::spec`.
-//! - `apply`: a `ChangeSet` executed in order, each change's operation polled to DONE.
+//! - `apply`: a `ChangeSet` executed in order, each change's operation waited for until DONE.
 //! - `limiter`, `metrics`: the same token bucket and call counter as the ALB provider.
 
 pub(crate) mod apply;
@@ -46,13 +46,14 @@ pub struct GcpConfig {
     /// Credentials.
     pub anonymous: bool,
     /// Average calls per second across all Gateways (client-side token bucket; `<= 0`: none),
-    /// operation polls included.
+    /// operation waits included.
     pub requests_per_second: f64,
     /// Calls allowed at once after a quiet period.
     pub burst: u32,
     /// How long apply waits for one operation before leaving it to the next reconcile.
     pub operation_timeout: Duration,
-    /// Operation polling: first delay, doubled up to `poll_max`.
+    /// The pause before repeating an `operations.wait` that returned early (still running):
+    /// first delay, doubled up to `poll_max`.
     pub poll_initial: Duration,
     pub poll_max: Duration,
     pub instances: Option<InstanceLookup>,

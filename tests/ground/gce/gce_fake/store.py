@@ -1066,7 +1066,14 @@ class Store:
         if m.name == "delete":
             self.ops.pop(op.key, None)
             return 204, None, None
-        self._advance(op)  # get and wait both move the operation one step
+        if m.name == "wait":
+            # Compute holds a wait until the operation is DONE (or about two minutes pass). The
+            # fake's operations are steps that reads move on, so a wait takes all of them.
+            if not op.finished:
+                op.remaining = 0
+                self._sync_status(op)
+        else:
+            self._advance(op)  # a get moves the operation one step
         return 200, _deep_replace(copy.deepcopy(op.body), ctx.base), "Operation"
 
     def _geo(self, ctx):
