@@ -29,7 +29,7 @@ use cloudgate_translate::gateway_class;
 use cloudgate_translate::model::{ObjKey, RouteKey};
 use cloudgate_translate::status::{self, Provisioning, RouteParentStatus};
 use cloudgate_translate::translate_gateway;
-use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::gateways::{Gateway, GatewayStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -282,7 +282,7 @@ async fn provision(
                 if !cloud.backend.provider.addresses_per_route() {
                     ctx.write_routes(key, routes).await?;
                 }
-                write_waiting(ctx, key, gw, t, &e).await?;
+                write_pending_unless_current(ctx, key, gw, t, gw.status.as_ref(), format!("Waiting for the cloud (will retry): {e}")).await?;
                 return Err(e.into());
             }
             o => Some(o),
@@ -299,6 +299,8 @@ async fn provision(
 
     let mut requeue = jittered(ctx.resync);
     let mut cloud_error = None;
+    // The status written before the apply, if any: what the final write compares with.
+    let mut pending: Option<GatewayStatus> = None;
     let provisioning = match (desired, observed) {
         (None, _) => Provisioning::Pending("Gateway is not accepted".into()),
         (Some(Err(e)), _) => {
@@ -307,7 +309,18 @@ async fn provision(
         }
         (Some(Ok(desired)), observed) => {
             let synced = match observed {
-                Some(Ok(observed)) => sync_cloud(&cloud, t, &desired, &observed).await,
+                Some(Ok(observed)) => {
+                    let changes: ChangeSet = diff(&desired, &observed, cloud.cluster(), cloud.backend.kind_order);
+                    if !changes.is_empty() {
+                        // Accepted, the listeners and attached routes are known now; the apply
+                        // can take minutes (a new Google load balancer is a chain of
+                        // operations). A new or changed Gateway says so at once instead of
+                        // showing no status, or the last generation's, until the cloud is done.
+                        let message = format!("Provisioning: applying {} cloud change(s)", changes.changes.len());
+                        pending = write_pending_unless_current(ctx, key, gw, t, gw.status.as_ref(), message).await?;
+                    }
+                    apply_changes(&cloud, t, &changes, &observed).await
+                }
                 Some(Err(e)) => Err(e),
                 None => Err(CloudError::Permanent { service: "controller", operation: "observe".into(), message: "the cloud was not observed".into() }),
             };
@@ -347,47 +360,56 @@ async fn provision(
             }
         }
     };
+    let current = pending.as_ref().or(gw.status.as_ref());
     if let Some(e) = cloud_error {
         routes_result?;
-        write_waiting(ctx, key, gw, t, &e).await?;
+        write_pending_unless_current(ctx, key, gw, t, current, format!("Waiting for the cloud (will retry): {e}")).await?;
         return Err(e.into());
     }
-    let next = status::gateway_status(&t.gateway, &provisioning, gw.status.as_ref(), &now());
-    ctx.writer.gateway(key, gw.status.as_ref(), &next).await?;
+    let next = status::gateway_status(&t.gateway, &provisioning, current, &now());
+    ctx.writer.gateway(key, current, &next).await?;
     routes_result?;
     Ok(Outcome::Requeue(requeue))
 }
 
-/// A transient cloud error leaves a Gateway's status as it is (Programmed must not flap), unless
-/// the status does not describe the current generation yet: then it says that provisioning
-/// waits for the cloud, so a new or changed Gateway is never left without observedGeneration.
-async fn write_waiting(ctx: &Context, key: &ObjKey, gw: &Gateway, t: &GatewayTranslation, e: &CloudError) -> Result<(), ReconcileError> {
+/// Programmed must not flap: a Gateway whose status already describes its current generation
+/// keeps it while the cloud is slow or failing transiently. Otherwise (a new or changed Gateway)
+/// the status is written now with `Programmed=False Pending` and `message`, so it is never left
+/// without observedGeneration. Returns the status written, if one was.
+/// `prev` is the status last written (this reconcile's, or the Gateway's own).
+async fn write_pending_unless_current(
+    ctx: &Context,
+    key: &ObjKey,
+    gw: &Gateway,
+    t: &GatewayTranslation,
+    prev: Option<&GatewayStatus>,
+    message: String,
+) -> Result<Option<GatewayStatus>, ReconcileError> {
     let current = gw
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == kind::PROGRAMMED && c.observed_generation == gw.metadata.generation));
     if current {
-        return Ok(());
+        return Ok(None);
     }
-    let waiting = Provisioning::Pending(format!("Waiting for the cloud (will retry): {e}"));
-    let next = status::gateway_status(&t.gateway, &waiting, gw.status.as_ref(), &now());
-    ctx.writer.gateway(key, gw.status.as_ref(), &next).await.map(|_| ())
+    let next = status::gateway_status(&t.gateway, &Provisioning::Pending(message), prev, &now());
+    ctx.writer.gateway(key, prev, &next).await?;
+    Ok(Some(next))
 }
 
-/// diff → apply against what was observed. Apply runs even with no changes: it reports
+/// Applies the diff against what was observed. Apply runs even with no changes: it reports
 /// addresses and readiness from what was observed, without mutating calls.
-async fn sync_cloud(
+async fn apply_changes(
     cloud: &Cloud<'_>,
     t: &GatewayTranslation,
-    desired: &ResourceGraph,
+    changes: &ChangeSet,
     observed: &[ObservedResource],
 ) -> Result<cloudgate_provider::cloud::ApplyOutcome, CloudError> {
-    let changes: ChangeSet = diff(desired, observed, cloud.cluster(), cloud.backend.kind_order);
     if !changes.is_empty() {
         tracing::info!(changes = changes.changes.len(), "applying cloud changes");
     }
-    let outcome = cloud.backend.provider.apply(Some(&t.plan), &changes, observed, &cloud.settings.render).await?;
+    let outcome = cloud.backend.provider.apply(Some(&t.plan), changes, observed, &cloud.settings.render).await?;
     if outcome.mutations > 0 {
         tracing::info!(mutations = outcome.mutations, ready = outcome.ready, "cloud changes applied");
     }

@@ -20,8 +20,10 @@
 //! - rotating the Secret creates the new certificate, moves the proxy onto it and only then
 //!   deletes the old one;
 //! - `gcloud ... list` afterwards agrees with the Gateway's status and the pods;
-//! - deleting the Gateway deletes everything in dependency order, operations polled a bounded
-//!   number of times, and the fake saw no request or response outside compute.v1.json.
+//! - deleting the Gateway deletes everything in dependency order, each operation waited for
+//!   with one `operations.wait`, and the fake saw no request or response outside compute.v1.json;
+//! - a new Gateway is `Accepted` with `Programmed=False Pending` while its load balancer is still
+//!   being made (an operation held by the fault proxy), then `Programmed`.
 //!
 //! The ground's kwok nodes sit in AWS zones, which Compute does not know: the test adds two kwok
 //! nodes of its own in GCE zones (tainted, so no other test's pods land there) and pins its pods
@@ -834,10 +836,10 @@ async fn gateway_lifecycle_on_gcp() {
     };
     let ranks: Vec<usize> = deletes.iter().map(|m| rank(m)).collect();
     assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "deletes out of dependency order: {deletes:?}");
-    // Operations are polled with a short, growing delay and a bound: never more polls than the
-    // fake needs per operation (2) plus slack.
-    let polls = log.iter().filter(|m| m.contains("Operations.")).count();
-    assert!(polls <= 3 * deletes.len(), "{polls} operation polls for {} deletes", deletes.len());
+    // Each operation costs one `operations.wait` (answered when it is DONE), not a poll loop.
+    let waits: Vec<&String> = log.iter().filter(|m| m.contains("Operations.")).collect();
+    assert!(waits.iter().all(|m| m.ends_with("Operations.wait")), "operations read otherwise than by wait: {waits:?}");
+    assert!(waits.len() <= deletes.len(), "{} operation calls for {} deletes", waits.len(), deletes.len());
     schema_clean_and_cleanup(&g, &ns, &class_name, &node_names).await;
     drop(ctl);
 }
@@ -918,5 +920,57 @@ async fn regional_internal_flavour_on_gcp() {
     step("(ilb) delete the Gateway: nothing left");
     delete_gateway_leaving_nothing(&g, &ns, &cluster).await;
     schema_clean_and_cleanup(&g, &ns, &class_name, &node_names).await;
+    drop(ctl);
+}
+
+/// A new Gateway's status does not wait for the cloud: while its first operation is still held
+/// (the fault proxy keeps the first global `operations.wait` for 6 s, then drops the connection
+/// and the wait is sent again), the Gateway is already `Accepted=True` with
+/// `Programmed=False Pending` for its generation, saying it is provisioning; then `Programmed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_gateway_is_accepted_while_its_load_balancer_is_made() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = ground().await;
+    let control = env("FAULTS_CONTROL_URL");
+    let cluster = unique("e2e-gcp-early");
+    let controller_name = format!("cloudgate.io/{}", unique("gcp-early"));
+    let class_name = unique("cg-gcp-early");
+    let ns = namespace(&g.kube, "e2e-gcp-early").await;
+    let wait_op = "gce:POST /compute/v1/projects/{project}/global/operations/{operation}/wait";
+    gce_request(&control, "POST", "/_faults/reset", None).expect("reset the fault proxy");
+    gce_request(&control, "POST", "/_faults/config", Some(&json!({
+        "rates": {"throttle": 0.0, "error5xx": 0.0, "timeout": 1.0, "drop": 0.0},
+        "operations": [wait_op], "budget": 1, "hold_seconds": 6})))
+    .expect("configure the fault proxy");
+    let ctl = Controller::start_with_env(
+        &Common { cluster_id: &cluster, controller_name: &controller_name, lease: &cluster, resync: "1h" },
+        &["--provider", "gcp", "--gcp-project", &g.project, "--region", &g.region],
+        &[("GCE_ENDPOINT", &env("FAULTS_GCE_ENDPOINT"))],
+    );
+    create(&g.kube, None, class(&class_name, &controller_name)).await;
+    create(&g.kube, Some(&ns), gateway("gw", &class_name)).await;
+    ctl.wait_ready().await;
+
+    step("(early) Accepted, Programmed=False Pending while the first operation is held");
+    let message = poll("Accepted and provisioning", Duration::from_secs(30), || async {
+        let gw = get_gateway(&g.kube, &ns, "gw").await.ok_or("no Gateway")?;
+        let conds = gw.status.and_then(|s| s.conditions).unwrap_or_default();
+        match (cond(&conds, "Accepted"), cond(&conds, "Programmed")) {
+            (Some(a), Some(p)) if a.status == "True" && p.status == "False" && p.reason == "Pending" && p.observed_generation == Some(1) => Ok(p.message.clone()),
+            _ => Err(format!("{conds:?}")),
+        }
+    })
+    .await;
+    assert!(message.starts_with("Provisioning: applying"), "{message}");
+    let ip = wait_programmed(&g.kube, &ns, "gw").await;
+    assert!(!ip.is_empty());
+    // The hold did happen (and cost only time: the wait was sent again).
+    let stats = gce_request(&control, "GET", "/_faults/stats", None).expect("fault stats");
+    gce_request(&control, "POST", "/_faults/reset", None).expect("reset the fault proxy");
+    assert_eq!(stats["faults"]["timeout"], json!(1), "{stats}");
+
+    delete_gateway_leaving_nothing(&g, &ns, &cluster).await;
+    delete_namespace(&g.kube, &ns).await;
+    let _ = Api::<DynamicObject>::all_with(g.kube.clone(), &gvk("GatewayClass")).delete(&class_name, &DeleteParams::default()).await;
     drop(ctl);
 }
