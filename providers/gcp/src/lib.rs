@@ -175,6 +175,7 @@ pub fn capabilities_for(flavour: Flavour) -> Capabilities {
         reserved_ports: Default::default(),
         // No small per-action limit in v1; this only keeps a URL map within its size limits.
         max_backends_per_rule: 100,
+        rule_check: None,
     }
 }
 
