@@ -9,11 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::backends;
 use crate::capabilities::{feature, Capabilities, Protocol};
 use crate::conditions::{kind, reason, Cond};
 use crate::hostname;
 use crate::listeners::{self, ListenerVerdict};
-use crate::backends;
 use crate::model::{Filter, ObjKey, ParentRef, PathMatch, Route, RouteKey, RouteKind, RouteMatch};
 use crate::plan::{BackendId, LoadBalancerPlan, ListenerPlan, PlanRule, RequestedAddress, RuleAction};
 use crate::precedence;
