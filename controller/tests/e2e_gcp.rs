@@ -12,8 +12,10 @@
 //!   rule; everything labelled or described with the cluster id and the owning Gateway, every
 //!   name a valid GCE name of at most 63 characters; Gateway Programmed=True with the IP;
 //! - rules the default (global external) flavour cannot express (a regex path match, a port
-//!   redirect) are reported on the route (PartiallyInvalid, UnsupportedValue), not dropped
-//!   silently;
+//!   redirect), or a URL map cannot build on their listener (a redirect to http from HTTPS, a
+//!   full-path rewrite under a template-operator prefix), are reported on the route
+//!   (PartiallyInvalid, UnsupportedValue), not dropped silently, and the Gateway is still
+//!   Programmed;
 //! - a weight change is exactly one URL map update (with its fingerprint; a 412 for a stale one
 //!   means a re-read and one more update); scaling is a NEG attach, scaling down a detach,
 //!   nothing else;
@@ -207,7 +209,9 @@ fn store_spec(w1: u32, w2: u32) -> Value {
 }
 
 /// Two rules the global external flavour cannot express (a regex path match; a redirect to
-/// another port) next to one it can.
+/// another port) next to one it can, and two a URL map cannot build on this (HTTPS) listener
+/// (a redirect to http; a full-path rewrite under a prefix with a path-template operator),
+/// which once failed the render of the whole Gateway.
 fn odd_route() -> Value {
     json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "odd"},
         "spec": {"parentRefs": [{"name": "gw", "sectionName": "https"}], "hostnames": ["shop.example.com"],
@@ -215,7 +219,12 @@ fn odd_route() -> Value {
                 {"matches": [{"path": {"type": "RegularExpression", "value": "/v[0-9]+/.*"}}], "backendRefs": [{"name": "web", "port": 80}]},
                 {"matches": [{"path": {"type": "PathPrefix", "value": "/alt"}}],
                     "filters": [{"type": "RequestRedirect", "requestRedirect": {"port": 8443}}]},
-                {"matches": [{"path": {"type": "Exact", "value": "/odd"}}], "backendRefs": [{"name": "web", "port": 80}]}]}})
+                {"matches": [{"path": {"type": "Exact", "value": "/odd"}}], "backendRefs": [{"name": "web", "port": 80}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/plain"}}],
+                    "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "http"}}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/t*"}}],
+                    "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/index.html"}}}],
+                    "backendRefs": [{"name": "web", "port": 80}]}]}})
 }
 
 // --- this test's nodes ---------------------------------------------------------------------------
@@ -548,7 +557,15 @@ async fn gateway_lifecycle_on_gcp() {
         .find(|c| c["type"] == "PartiallyInvalid")
         .map(|c| c["message"].as_str().unwrap_or_default().to_string())
         .unwrap();
-    for needle in ["rule 0", "PathRegexMatching", "rule 1", "HTTPRoutePortRedirect", "gcp"] {
+    for needle in [
+        "rule 0",
+        "PathRegexMatching",
+        "rule 1",
+        "HTTPRoutePortRedirect",
+        "gcp",
+        "rule 3 on listener https: a redirect to scheme http from an HTTPS listener cannot be expressed",
+        "rule 4 on listener https: ReplaceFullPath \"/index.html\" under PathPrefix \"/t*\"",
+    ] {
         assert!(message.contains(needle), "{needle} missing from {message:?}");
     }
     assert!(!message.contains("rule 2"), "{message}");
@@ -623,6 +640,9 @@ async fn gateway_lifecycle_on_gcp() {
     assert_eq!(weights(&legacy_below), vec![(bs_web.clone(), 1)]);
     let odd_ok = rule_where(um, "/odd", |r| r["matchRules"][0]["fullPathMatch"] == "/odd").unwrap();
     assert!(route_rules(um).iter().all(|r| !r["matchRules"].to_string().contains("regexMatch")), "the dropped regex rule is not in the URL map");
+    for refused in ["/plain", "/t*"] {
+        assert!(route_rules(um).iter().all(|r| !r["matchRules"].to_string().contains(refused)), "the refused {refused} rule is not in the URL map");
+    }
     // gRPC: the method is a path; its backend service speaks HTTP/2 without TLS.
     let rpc = rule_where(um, "the gRPC method", |r| r["matchRules"][0]["fullPathMatch"] == "/shop.Cart/Get").unwrap();
     let (rpc_bs, _) = weights(&rpc).into_iter().next().unwrap();

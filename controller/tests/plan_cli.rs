@@ -74,6 +74,26 @@ fn the_invalid_example_shows_the_spec_conditions() {
     assert!(v["routes"][0]["status"]["parents"][0]["conditions"][0]["observedGeneration"].is_number());
 }
 
+/// A rule the GCP URL map cannot express is refused on its route, naming the rule and the
+/// listener, while the Gateway is still rendered (no render error, its resources planned).
+#[test]
+fn gcp_refuses_an_unbuildable_rule_on_the_route_and_renders_the_gateway() {
+    let out = plan(&["-f", "examples/invalid", "--provider", "gcp", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = v["routes"].as_array().unwrap().iter().find(|r| r["name"] == "template-rewrite").unwrap();
+    let accepted = &r["status"]["parents"][0]["conditions"][0];
+    assert_eq!(
+        (accepted["type"].as_str(), accepted["status"].as_str(), accepted["reason"].as_str()),
+        (Some("Accepted"), Some("False"), Some("UnsupportedValue"))
+    );
+    let message = accepted["message"].as_str().unwrap();
+    assert!(message.starts_with("rule 0 (legacy) on listener admin: ReplaceFullPath"), "{message}");
+    let gw = &v["gateways"][0];
+    assert!(gw.get("renderError").is_none(), "{}", gw["renderError"]);
+    assert!(gw["resources"]["resources"].as_array().unwrap().iter().any(|r| r["key"]["kind"] == "compute:UrlMap"), "{}", gw["resources"]);
+}
+
 #[test]
 fn unreadable_input_fails_and_bad_objects_are_warnings() {
     let dir = std::env::temp_dir().join(format!("cloudgate-plan-test-{}", std::process::id()));

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use crate::plan::{ListenerPlan, PlanRule};
+
 /// Gateway API feature names (conformance `SupportedFeature`s, v1.5.1) plus a few
 /// finer-grained capabilities that have no feature name of their own.
 pub mod feature {
@@ -88,6 +90,18 @@ impl Protocol {
     }
 }
 
+/// A provider's verdict on one plan rule as it would be built on one listener: `Err(why)` when
+/// the pair cannot be expressed. Feature names cannot say this, because the answer depends on
+/// the listener (GCP: a redirect to `http` is expressible on an HTTP listener, not on an HTTPS
+/// one) or on values of the rule (GCP: a full-path rewrite under a prefix that contains
+/// path-template operators). Without it such a rule could only fail the provider's render, and
+/// so the whole Gateway; with it, translation drops just that rule on just that listener and
+/// reports it on the route (see `gateway::translate_gateway`).
+///
+/// A plain function of its arguments (a provider must not need I/O or state to answer), so
+/// `Capabilities` stays plain data that any crate can build and copy.
+pub type RuleCheck = fn(&ListenerPlan, &PlanRule) -> Result<(), String>;
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Capabilities {
     /// Provider name as used on the command line (`aws-alb`, `aws-lattice`, `gcp`).
@@ -101,6 +115,10 @@ pub struct Capabilities {
     pub reserved_ports: BTreeSet<i32>,
     /// Most backends in one weighted forward action.
     pub max_backends_per_rule: usize,
+    /// Per (listener, rule) checks beyond feature names; `None` when the features say it all.
+    /// Not serialised: a function is not a capability anyone reads from output.
+    #[serde(skip)]
+    pub rule_check: Option<RuleCheck>,
 }
 
 impl Capabilities {

@@ -1,17 +1,23 @@
 //! One Gateway, translated: listeners validated, routes attached (parentRef sectionName/port,
 //! allowedRoutes, hostname intersection), rules ranked by precedence, backends resolved.
 //! This is where a Gateway becomes a [`LoadBalancerPlan`].
+//!
+//! Rules the provider cannot build on a particular listener ([`Capabilities::rule_check`]) are
+//! left out of that listener's plan and reported on the parentRefs that reach it, like rules
+//! lacking a feature: a rule the provider cannot express must cost that route rule, never the
+//! Gateway and every other route on it (which is what a render error would do).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::backends;
 use crate::capabilities::{feature, Capabilities, Protocol};
 use crate::conditions::{kind, reason, Cond};
 use crate::hostname;
 use crate::listeners::{self, ListenerVerdict};
-use crate::model::{ObjKey, ParentRef, PathMatch, Route, RouteKey, RouteKind, RouteMatch};
-use crate::plan::{LoadBalancerPlan, ListenerPlan, PlanRule, RequestedAddress};
+use crate::model::{Filter, ObjKey, ParentRef, PathMatch, Route, RouteKey, RouteKind, RouteMatch};
+use crate::plan::{BackendId, LoadBalancerPlan, ListenerPlan, PlanRule, RequestedAddress, RuleAction};
 use crate::precedence;
-use crate::rules::{self, RouteAnalysis};
+use crate::rules::{self, Refusals, RouteAnalysis};
 use crate::world::World;
 
 #[derive(Clone, Debug)]
@@ -52,7 +58,9 @@ pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Op
     // Attach routes.
     let mut attachments: Vec<Vec<Attachment<'_>>> = (0..listeners.len()).map(|_| Vec::new()).collect();
     let mut attached: Vec<BTreeSet<RouteKey>> = vec![BTreeSet::new(); listeners.len()];
-    let mut verdicts = Vec::new();
+    // Each parentRef's attachment: the listeners it reached, or why none. Its conditions are
+    // decided after the plan is built, since the provider may refuse a rule on a listener.
+    let mut parents: Vec<(&Route, &ParentRef, Result<Vec<usize>, Cond>)> = Vec::new();
     let mut analyses: BTreeMap<RouteKey, RouteAnalysis> = BTreeMap::new();
     for route in world.routes_for_gateway(key) {
         let rkey = route.key();
@@ -60,25 +68,18 @@ pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Op
         // it) neither attaches nor gets a status entry: the entry would repeat the invalid
         // values, and the apiserver would then reject the route's whole status.parents.
         for pref in route.parent_refs.iter().filter(|p| p.gateway(&route.namespace).as_ref() == Some(key) && reportable(p)) {
-            let analysis = analyses.entry(rkey.clone()).or_insert_with(|| rules::analyze(world, route, caps));
-            let mut conditions = match attach(world, key, &listeners, route, pref, caps) {
-                Err(cond) => vec![cond],
-                Ok(hits) => {
-                    for (i, hostnames) in hits {
+            analyses.entry(rkey.clone()).or_insert_with(|| rules::analyze(world, route, caps));
+            let reached = attach(world, key, &listeners, route, pref, caps).map(|hits| {
+                hits.into_iter()
+                    .map(|(i, hostnames)| {
                         if attached[i].insert(rkey.clone()) {
                             attachments[i].push(Attachment { route, hostnames });
                         }
-                    }
-                    analysis.acceptance(route)
-                }
-            };
-            conditions.push(analysis.resolved_refs.clone());
-            verdicts.push(RouteParentVerdict {
-                route: rkey.clone(),
-                generation: route.generation,
-                parent_ref: pref.clone(),
-                conditions,
+                        i
+                    })
+                    .collect()
             });
+            parents.push((route, pref, reached));
         }
     }
     for (l, set) in listeners.iter_mut().zip(&attached) {
@@ -103,6 +104,10 @@ pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Op
     // Plan.
     let mut plan_listeners = Vec::new();
     let mut backends = BTreeMap::new();
+    // Listener indices that got a plan, and what the provider refused on them.
+    let mut planned: BTreeSet<usize> = BTreeSet::new();
+    let mut refused: Refused = BTreeMap::new();
+    let mut refused_backends: BTreeSet<BackendId> = BTreeSet::new();
     for (i, l) in listeners.iter().enumerate() {
         if !l.programmable || !accepted.status {
             continue;
@@ -165,7 +170,7 @@ pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Op
                 timeouts: route.rules[r.index].timeouts.clone(),
             })
             .collect();
-        plan_listeners.push(ListenerPlan {
+        let mut lp = ListenerPlan {
             name: l.name.clone(),
             port: l.port,
             protocol: l.protocol.clone().unwrap_or(Protocol::Http),
@@ -173,8 +178,36 @@ pub fn translate_gateway(world: &World, key: &ObjKey, caps: &Capabilities) -> Op
             tls: l.tls.clone(),
             routes: attached[i].iter().cloned().collect(),
             rules,
-        });
+        };
+        for (r, why) in refuse_rules(&mut lp, caps) {
+            refused_backends.extend(rule_backends(&r));
+            refused.entry((i, r.route, r.rule_index)).or_insert(why);
+        }
+        planned.insert(i);
+        plan_listeners.push(lp);
     }
+    if !refused.is_empty() {
+        // A refused rule's backends are not provisioned for it: kept only if a rule still in
+        // the plan uses them.
+        let used: BTreeSet<BackendId> = plan_listeners.iter().flat_map(|l| &l.rules).flat_map(rule_backends).collect();
+        let refused_only: BTreeSet<BackendId> = refused_backends.into_iter().filter(|b| !used.contains(b)).collect();
+        backends.retain(|id, _| !refused_only.contains(id));
+    }
+
+    // Route conditions, per parentRef: attachment, then the route's rules, less those refused
+    // on the listeners this parentRef reached.
+    let verdicts = parents
+        .into_iter()
+        .map(|(route, pref, reached)| {
+            let analysis = &analyses[&route.key()];
+            let mut conditions = match reached {
+                Err(cond) => vec![cond],
+                Ok(hits) => analysis.acceptance(route, &refusals_for(route, &hits, &listeners, &planned, &refused)),
+            };
+            conditions.push(analysis.resolved_refs.clone());
+            RouteParentVerdict { route: route.key(), generation: route.generation, parent_ref: pref.clone(), conditions }
+        })
+        .collect();
 
     let plan = LoadBalancerPlan {
         gateway: key.clone(),
@@ -301,6 +334,82 @@ fn gateway_accepted(listeners: &[ListenerVerdict], addresses: &[RequestedAddress
     }
 }
 
+/// Rules the provider refused: (listener index, route, rule index) -> why.
+type Refused = BTreeMap<(usize, RouteKey, usize), String>;
+
+/// Takes out of a listener's plan the rules the provider's [`Capabilities::rule_check`] refuses
+/// on that listener, and renumbers the rest (priorities stay dense). A route rule is refused
+/// whole: all its plan rules (one per match and hostname) go when any of them is refused, since
+/// programming some of a rule's matches would be a silent partial rule. Returns the plan rules
+/// taken out, each with why.
+fn refuse_rules(lp: &mut ListenerPlan, caps: &Capabilities) -> Vec<(PlanRule, String)> {
+    let Some(check) = caps.rule_check else { return Vec::new() };
+    let mut why: BTreeMap<(RouteKey, usize), String> = BTreeMap::new();
+    for r in &lp.rules {
+        if let Err(e) = check(lp, r) {
+            why.entry((r.route.clone(), r.rule_index)).or_insert(e);
+        }
+    }
+    if why.is_empty() {
+        return Vec::new();
+    }
+    let (out, kept): (Vec<PlanRule>, Vec<PlanRule>) =
+        std::mem::take(&mut lp.rules).into_iter().partition(|r| why.contains_key(&(r.route.clone(), r.rule_index)));
+    lp.rules = kept;
+    for (n, r) in lp.rules.iter_mut().enumerate() {
+        r.priority = n as u32 + 1;
+    }
+    out.into_iter()
+        .map(|r| {
+            let w = why[&(r.route.clone(), r.rule_index)].clone();
+            (r, w)
+        })
+        .collect()
+}
+
+/// The plan backends a plan rule sends traffic to: its forward targets and its mirror.
+fn rule_backends(r: &PlanRule) -> Vec<BackendId> {
+    let mut out: Vec<BackendId> = match &r.action {
+        RuleAction::Forward { backends } => backends.iter().map(|b| b.backend.clone()).collect(),
+        RuleAction::Redirect(_) | RuleAction::FixedResponse { .. } => Vec::new(),
+    };
+    out.extend(r.filters.iter().filter_map(|f| match f {
+        Filter::RequestMirror { backend, .. } => Some(backends::id_of(&r.route.namespace, backend)),
+        _ => None,
+    }));
+    out
+}
+
+/// What the provider refused of `route` on the planned listeners among `hits` (those one
+/// parentRef reached), as the parentRef's status reports it: each rule with the listeners
+/// and why, e.g. "rule 2 (legacy) on listener https: ...".
+fn refusals_for(route: &Route, hits: &[usize], listeners: &[ListenerVerdict], planned: &BTreeSet<usize>, refused: &Refused) -> Refusals {
+    let rkey = route.key();
+    let planned_hits: Vec<usize> = hits.iter().copied().filter(|i| planned.contains(i)).collect();
+    let mut out = Refusals::default();
+    for rule in 0..route.rules.len() {
+        let on: Vec<(usize, &String)> =
+            planned_hits.iter().filter_map(|&i| refused.get(&(i, rkey.clone(), rule)).map(|why| (i, why))).collect();
+        if on.is_empty() {
+            continue;
+        }
+        if on.len() == planned_hits.len() {
+            out.everywhere.insert(rule);
+        }
+        // One entry per distinct reason, naming every listener it applies to.
+        let mut by_why: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (i, why) in on {
+            by_why.entry(why.as_str()).or_default().push(listeners[i].name.as_str());
+        }
+        let name = route.rules[rule].name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        for (why, names) in by_why {
+            let on = if names.len() == 1 { format!("listener {}", names[0]) } else { format!("listeners {}", names.join(", ")) };
+            out.details.push((rule, format!("rule {rule}{name} on {on}: {why}")));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use crate::capabilities::{feature, Capabilities, Protocol};
@@ -323,6 +432,7 @@ mod tests {
             max_weight: 100,
             reserved_ports: Default::default(),
             max_backends_per_rule: 5,
+            rule_check: None,
         };
         let t = super::translate_gateway(&w, &ObjKey::new("ns", "gw"), &caps).unwrap();
         let refs: Vec<_> = t.routes.iter().map(|v| (v.parent_ref.section_name.as_deref(), v.parent_ref.port)).collect();

@@ -372,6 +372,7 @@ mod tests {
             max_weight: 100,
             reserved_ports: Default::default(),
             max_backends_per_rule: 5,
+            rule_check: None,
         }
     }
 

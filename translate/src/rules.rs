@@ -1,7 +1,7 @@
 //! Route rules: what the provider can express, which backends resolve, and what action each
 //! rule becomes. Independent of the parent the route attaches to, so computed once per route.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backends::{self, BackendError};
 use crate::capabilities::{feature, Capabilities};
@@ -27,17 +27,36 @@ pub struct RouteAnalysis {
     pub backends: BTreeMap<BackendId, Backend>,
 }
 
+/// Kept rules the provider refused on listeners one parentRef attaches to
+/// ([`Capabilities::rule_check`]): they are not in those listeners' plans.
+#[derive(Clone, Debug, Default)]
+pub struct Refusals {
+    /// (rule index, "rule N on listener L: why"), for the status message.
+    pub details: Vec<(usize, String)>,
+    /// Rules refused on every planned listener of the parentRef: nothing of them is programmed
+    /// for it. A rule refused on some listeners only (an HTTPS one but not an HTTP one) still
+    /// works through the others, so it is reported but does not count as lost.
+    pub everywhere: BTreeSet<usize>,
+}
+
 impl RouteAnalysis {
-    /// Accepted / PartiallyInvalid for an attached parent.
-    pub fn acceptance(&self, route: &Route) -> Vec<Cond> {
-        if self.dropped.is_empty() {
+    /// Accepted / PartiallyInvalid for an attached parent. Rules dropped for the whole route
+    /// and rules refused on this parent's listeners are reported alike, by rule index: the
+    /// route is not Accepted when no rule is left working for this parent.
+    pub fn acceptance(&self, route: &Route, refused: &Refusals) -> Vec<Cond> {
+        if self.dropped.is_empty() && refused.details.is_empty() {
             return vec![Cond::yes(kind::ACCEPTED, reason::ACCEPTED, "Route is accepted")];
         }
-        let detail = self.dropped.iter().map(|(i, _, m)| format!("rule {i}: {m}")).collect::<Vec<_>>().join("; ");
-        if self.kept.is_empty() && !route.rules.is_empty() {
+        let mut entries: Vec<(usize, String)> = self.dropped.iter().map(|(i, _, m)| (*i, format!("rule {i}: {m}"))).collect();
+        entries.extend(refused.details.iter().cloned());
+        // Stable: a rule's entries keep their order.
+        entries.sort_by_key(|(i, _)| *i);
+        let detail = entries.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; ");
+        let working = self.kept.iter().filter(|r| !refused.everywhere.contains(&r.index)).count();
+        if working == 0 && !route.rules.is_empty() {
             // All rules invalid: the whole route is not accepted. IncompatibleFilters is more
             // precise than UnsupportedValue when that is the only problem.
-            let r = if self.dropped.iter().all(|(_, r, _)| *r == reason::INCOMPATIBLE_FILTERS) {
+            let r = if refused.details.is_empty() && self.dropped.iter().all(|(_, r, _)| *r == reason::INCOMPATIBLE_FILTERS) {
                 reason::INCOMPATIBLE_FILTERS
             } else {
                 reason::UNSUPPORTED_VALUE

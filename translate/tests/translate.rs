@@ -5,7 +5,7 @@ use cloudgate_translate::gateway::{GatewayTranslation, RouteParentVerdict};
 use cloudgate_translate::gateway_class::class_status;
 use cloudgate_translate::manifest::{load_str, Loaded};
 use cloudgate_translate::model::{ObjKey, PathMatch};
-use cloudgate_translate::plan::RuleAction;
+use cloudgate_translate::plan::{ListenerPlan, PlanRule, RuleAction};
 use cloudgate_translate::status::{gateway_status, Provisioning, StatusAddress};
 use cloudgate_translate::{translate_gateway, World};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -25,6 +25,7 @@ fn caps_with(features: &[&'static str]) -> Capabilities {
         max_weight: 999,
         reserved_ports: [22].into_iter().collect(),
         max_backends_per_rule: 5,
+        rule_check: None,
     }
 }
 
@@ -474,4 +475,72 @@ fn a_tls_listener_in_a_mode_the_provider_lacks_supports_no_route_kind() {
     let l = t.gateway.listeners.iter().find(|l| l.name == "term").unwrap();
     assert_eq!(listener_conds(&t, "term")[0], "Accepted=False/UnsupportedValue");
     assert!(l.supported_kinds.is_empty(), "no kind attaches to an unsupported mode: {:?}", l.supported_kinds);
+}
+
+/// A provider check in the shape of GCP's: a redirect to `http` cannot be built on an HTTPS
+/// listener, and a path prefix with `*` cannot be built anywhere.
+fn listener_aware_check(l: &ListenerPlan, r: &PlanRule) -> Result<(), String> {
+    if let RuleAction::Redirect(rd) = &r.action {
+        if rd.scheme.as_deref() == Some("http") && l.protocol == Protocol::Https {
+            return Err("no redirect to http from HTTPS".into());
+        }
+    }
+    if matches!(&r.matches.path, Some(PathMatch::PathPrefix(p)) if p.contains('*')) {
+        return Err("no * in a prefix".into());
+    }
+    Ok(())
+}
+
+/// Rules the provider refuses per listener are reported on the route (only for the parentRefs
+/// reaching that listener), left out of that listener's plan, and nothing else changes: the
+/// Gateway stays accepted, other routes and other listeners keep their rules.
+#[test]
+fn rules_a_provider_refuses_on_a_listener_are_reported_on_the_route_not_the_gateway() {
+    let listeners = "  - {name: http, protocol: HTTP, port: 80}\n  - {name: https, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: cert}]}}\n";
+    let redirect = "  rules:\n  - name: downgrade\n    filters: [{type: RequestRedirect, requestRedirect: {scheme: http}}]\n";
+    let mixed = "  rules:\n  - matches: [{path: {type: PathPrefix, value: '/a*'}}, {path: {type: Exact, value: /b}}]\n    backendRefs: [{name: svc2, port: 80}]\n  - backendRefs: [{name: svc, port: 80}]\n";
+    let ok = "  rules:\n  - matches: [{path: {type: Exact, value: /ok}}]\n    backendRefs: [{name: svc, port: 80}]\n";
+    let svc2 = "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc2, namespace: ns}\nspec: {ports: [{port: 80}]}\n";
+    let w = world(&format!(
+        "{}{}{}{}{}{}{}{SVC}{svc2}",
+        gw(listeners),
+        secret("ns", "cert"),
+        http_route("ns", "down-tls", "{name: gw, sectionName: https}", redirect),
+        http_route("ns", "down-http", "{name: gw, sectionName: http}", redirect),
+        http_route("ns", "down-both", "{name: gw}", redirect),
+        http_route("ns", "mixed", "{name: gw, sectionName: https}", mixed),
+        http_route("ns", "ok", "{name: gw}", ok),
+    ));
+    let mut caps = caps();
+    caps.rule_check = Some(listener_aware_check);
+    let t = translate_gateway(&w, &ObjKey::new("ns", "gw"), &caps).unwrap();
+    assert_eq!(c(&[t.gateway.accepted.clone()]), vec!["Accepted=True/Accepted"]);
+
+    // Its only rule refused on its only listener: not accepted, the rule and listener named.
+    let tls = route(&t, "down-tls")[0];
+    assert_eq!(c(&tls.conditions), vec!["Accepted=False/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"]);
+    assert_eq!(tls.conditions[0].message, "rule 0 (downgrade) on listener https: no redirect to http from HTTPS");
+    // The same rule on an HTTP listener is fine.
+    assert_eq!(c(&route(&t, "down-http")[0].conditions), vec!["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs"]);
+    // Through both listeners: works on http, refused on https, and says so.
+    let both = route(&t, "down-both")[0];
+    assert_eq!(c(&both.conditions), vec!["Accepted=True/Accepted", "PartiallyInvalid=True/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"]);
+    assert_eq!(both.conditions[1].message, "Dropped Rule(s): rule 0 (downgrade) on listener https: no redirect to http from HTTPS");
+    // One rule refused (for one of its matches: a rule goes whole), the other kept.
+    let mixed = route(&t, "mixed")[0];
+    assert_eq!(c(&mixed.conditions), vec!["Accepted=True/Accepted", "PartiallyInvalid=True/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"]);
+    assert_eq!(mixed.conditions[1].message, "Dropped Rule(s): rule 0 on listener https: no * in a prefix");
+    assert_eq!(c(&route(&t, "ok")[0].conditions), vec!["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs"]);
+
+    let planned = |name: &str| -> Vec<(String, usize, u32)> {
+        let l = t.plan.listeners.iter().find(|l| l.name == name).unwrap();
+        l.rules.iter().map(|r| (r.route.name.clone(), r.rule_index, r.priority)).collect()
+    };
+    assert_eq!(planned("http"), vec![("ok".into(), 0, 1), ("down-both".into(), 0, 2), ("down-http".into(), 0, 3)]);
+    // Refused rules are gone from https; the rest keep precedence order, renumbered densely.
+    assert_eq!(planned("https"), vec![("ok".into(), 0, 1), ("mixed".into(), 1, 2)]);
+    // Attachment is unchanged: a route with refused rules is still attached.
+    assert_eq!(t.gateway.listeners.iter().map(|l| l.attached_routes).collect::<Vec<_>>(), vec![3, 4]);
+    // svc2 was only the refused rule's backend: nothing is provisioned for it.
+    assert_eq!(t.plan.backends.keys().map(|b| b.0.as_str()).collect::<Vec<_>>(), vec!["ns/svc:80"]);
 }

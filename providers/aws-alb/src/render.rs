@@ -63,6 +63,7 @@ pub fn capabilities() -> Capabilities {
         max_weight: MAX_WEIGHT,
         reserved_ports: Default::default(),
         max_backends_per_rule: 5,
+        rule_check: None,
     }
 }
 

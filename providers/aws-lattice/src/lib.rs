@@ -93,6 +93,7 @@ pub fn capabilities() -> Capabilities {
         max_weight: MAX_WEIGHT,
         reserved_ports: BTreeSet::new(),
         max_backends_per_rule: MAX_BACKENDS_PER_RULE,
+        rule_check: None,
     }
 }
 

@@ -175,6 +175,9 @@ pub fn capabilities_for(flavour: Flavour) -> Capabilities {
         reserved_ports: Default::default(),
         // No small per-action limit in v1; this only keeps a URL map within its size limits.
         max_backends_per_rule: 100,
+        // What depends on the listener or on a rule's values (see `urlmap::rule_support`):
+        // translation refuses such a rule on the route instead of render failing the Gateway.
+        rule_check: Some(urlmap::rule_support),
     }
 }
 

@@ -10,7 +10,7 @@ use cloudgate_provider::{tags, Provider, RenderContext, RenderError};
 use cloudgate_translate::capabilities::feature;
 use cloudgate_translate::manifest::{load_str, Loaded};
 use cloudgate_translate::model::ObjKey;
-use cloudgate_translate::{translate_gateway, LoadBalancerPlan, World};
+use cloudgate_translate::{translate_gateway, GatewayTranslation, LoadBalancerPlan, World};
 use serde_json::{json, Value};
 
 use crate::labels::{is_valid_label_key, is_valid_label_value, observed_tags};
@@ -711,22 +711,150 @@ spec:
     assert!(um.depends_on.iter().any(|k| k.name == v2));
 }
 
+/// An HTTPRoute in `apps` on the `web` Gateway; `rules` is the YAML below `rules:`.
+fn route_yaml(name: &str, rules: &str) -> String {
+    format!(
+        "\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: apps}}\nspec:\n  parentRefs: [{{name: web}}]\n  rules:{rules}"
+    )
+}
+
+fn translation(p: &GcpProvider, yaml: &str) -> GatewayTranslation {
+    translate_gateway(&world(yaml), &ObjKey::new("apps", "web"), p.capabilities()).expect("gateway")
+}
+
+/// The conditions of a route's (only) parentRef, as "Type=Status/Reason: message".
+fn route_conditions(t: &GatewayTranslation, route: &str) -> Vec<String> {
+    let v: Vec<_> = t.routes.iter().filter(|v| v.route.name == route).collect();
+    assert_eq!(v.len(), 1, "{route}");
+    v[0].conditions.iter().map(|c| format!("{}={}/{}: {}", c.type_, if c.status { "True" } else { "False" }, c.reason, c.message)).collect()
+}
+
+/// A rule only GCP's render could find unbuildable (it depends on the listener, or on the
+/// rule's values) costs that rule, on the route's status; the Gateway still renders, exactly
+/// as it would without the rule, so every other route keeps working.
+/// `accepted`: the route's Accepted condition.
+fn refused_on_the_route(p: &GcpProvider, without: &str, extra: &str, route: &str, accepted: &str) {
+    let t = translation(p, &format!("{without}---{extra}"));
+    assert!(t.gateway.accepted.status);
+    assert_eq!(route_conditions(&t, route), [accepted, "ResolvedRefs=True/ResolvedRefs: All references resolved"]);
+    let g = p.render(&t.plan, &ctx()).expect("the rest of the Gateway renders");
+    check_graph(&g);
+    assert_eq!(g, p.render(&plan(p, without), &ctx()).unwrap(), "the refused rule changes nothing else");
+    // Render keeps refusing such a plan (one made without the provider's check) as a whole,
+    // rather than building something else than the rule says.
+    let mut unchecked = p.capabilities().clone();
+    unchecked.rule_check = None;
+    let unchecked_plan = translate_gateway(&world(&format!("{without}---{extra}")), &ObjKey::new("apps", "web"), &unchecked).unwrap().plan;
+    assert!(p.render(&unchecked_plan, &ctx()).is_err());
+}
+
 #[test]
-fn https_to_http_scheme_redirect_is_refused_rather_than_dropped() {
-    let route = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: down, namespace: apps}
-spec:
-  parentRefs: [{name: web}]
-  rules:
+fn a_redirect_to_http_from_https_is_refused_on_the_route_not_the_gateway() {
+    let route = &route_yaml(
+        "down",
+        r#"
   - filters:
     - type: RequestRedirect
       requestRedirect: {scheme: http}
-"#;
+"#,
+    );
     let p = GcpProvider::default();
-    let err = p.render(&plan(&p, &format!("{}---{route}", https())), &ctx()).unwrap_err().to_string();
-    assert!(err.contains("scheme http"), "{err}");
+    let why = "a redirect to scheme http from an HTTPS listener cannot be expressed (a URL map redirect keeps the scheme or switches http to https)";
+    // Both HTTPS listeners refuse it; one entry names both.
+    refused_on_the_route(&p, &https(), route, "down", &format!("Accepted=False/UnsupportedValue: rule 0 on listeners shop, blog: {why}"));
+    // The site route on the same Gateway is accepted and rendered.
+    let t = translation(&p, &format!("{}---{route}", https()));
+    assert_eq!(route_conditions(&t, "site")[0], "Accepted=True/Accepted: Route is accepted");
+
+    // On an HTTP listener the same rule keeps the scheme: accepted and built.
+    let t = translation(&p, &format!("{}---{route}", store()));
+    assert_eq!(route_conditions(&t, "down")[0], "Accepted=True/Accepted: Route is accepted");
+    let g = p.render(&t.plan, &ctx()).unwrap();
+    let rules = one(&g, KIND_URL_MAP).spec["pathMatchers"][0]["routeRules"].clone();
+    assert_eq!(rules[0]["description"], "HTTPRoute apps/down rule 0");
+    assert_eq!(rules[0]["urlRedirect"], json!({"redirectResponseCode": "FOUND"}));
+
+    // A status code urlRedirect has no value for (the CRD forbids it; an apiserver without
+    // that validation may store it) is refused the same way, on any listener.
+    let odd = route.replace("{scheme: http}", "{statusCode: 305}");
+    refused_on_the_route(&p, &store(), &odd, "down", "Accepted=False/UnsupportedValue: rule 0 on listener http: redirect status 305 cannot be expressed");
+}
+
+#[test]
+fn a_full_path_rewrite_under_a_template_prefix_is_refused_on_the_route_not_the_gateway() {
+    let route = &route_yaml(
+        "rw",
+        r#"
+  - name: legacy
+    matches: [{path: {type: PathPrefix, value: "/leg*acy"}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /index.html}}
+    backendRefs: [{name: web, port: 80}]
+"#,
+    );
+    let p = GcpProvider::default();
+    refused_on_the_route(
+        &p,
+        &store(),
+        route,
+        "rw",
+        "Accepted=False/UnsupportedValue: rule 0 (legacy) on listener http: ReplaceFullPath \"/index.html\" under PathPrefix \"/leg*acy\": a path with any of ['*', '{', '}', '='] cannot be written as a path template",
+    );
+    // An operator in the new path is refused too.
+    let to = route.replace("value: \"/leg*acy\"", "value: /legacy").replace("/index.html", "\"/x={y}\"");
+    let t = translation(&p, &format!("{}---{to}", store()));
+    assert!(route_conditions(&t, "rw")[0].starts_with("Accepted=False/UnsupportedValue: rule 0 (legacy) on listener http: ReplaceFullPath \"/x={y}\""));
+
+    // Next to a rule that works, the route is partially invalid: only that rule is missing.
+    let partial = format!(
+        "{route}  - matches: [{{path: {{type: PathPrefix, value: /legacy}}}}]\n    filters:\n    - type: URLRewrite\n      urlRewrite: {{path: {{type: ReplaceFullPath, replaceFullPath: /index.html}}}}\n    backendRefs: [{{name: web, port: 80}}]\n"
+    );
+    let t = translation(&p, &format!("{}---{partial}", store()));
+    let conds = route_conditions(&t, "rw");
+    assert_eq!(conds[0], "Accepted=True/Accepted: Route is accepted");
+    assert!(conds[1].starts_with("PartiallyInvalid=True/UnsupportedValue: Dropped Rule(s): rule 0 (legacy) on listener http: "), "{conds:?}");
+    let g = p.render(&t.plan, &ctx()).unwrap();
+    let um = one(&g, KIND_URL_MAP);
+    assert_eq!(um.spec["hostRules"][0]["hosts"], json!(["*"]));
+    let rules = um.spec["pathMatchers"][0]["routeRules"].as_array().unwrap();
+    let ours: Vec<(&Value, &Value)> =
+        rules.iter().filter(|r| r["description"].as_str().unwrap().starts_with("HTTPRoute apps/rw")).map(|r| (&r["description"], &r["matchRules"])).collect();
+    // Only rule 1 (the template-free prefix), as its two halves, on the "*" host.
+    assert_eq!(
+        ours,
+        vec![
+            (&json!("HTTPRoute apps/rw rule 1 match 0"), &json!([{"fullPathMatch": "/legacy"}])),
+            (&json!("HTTPRoute apps/rw rule 1 match 0"), &json!([{"pathTemplateMatch": "/legacy/{path=**}"}])),
+        ]
+    );
+}
+
+/// Values the CRDs forbid, which an apiserver without their validation may still store, cost
+/// their rule like any other rule render cannot build.
+#[test]
+fn rule_values_the_crd_forbids_are_refused_on_the_route() {
+    let route = &route_yaml(
+        "odd",
+        r#"
+  - matches: [{path: {type: Exact, value: /slow}}]
+    timeouts: {request: 1d}
+    backendRefs: [{name: web, port: 80}]
+"#,
+    );
+    let p = GcpProvider::default();
+    refused_on_the_route(&p, &store(), route, "odd", "Accepted=False/UnsupportedValue: rule 0 on listener http: invalid timeout \"1d\"");
+    // ReplacePrefixMatch needs a PathPrefix match (regex matches are regional-only).
+    let regex = route
+        .replace("{type: Exact, value: /slow}", "{type: RegularExpression, value: \"/slow/.*\"}")
+        .replace("timeouts: {request: 1d}", "filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /fast}}}]");
+    refused_on_the_route(
+        &GcpProvider::new(Flavour::RegionalExternalManaged),
+        &store(),
+        &regex,
+        "odd",
+        "Accepted=False/UnsupportedValue: rule 0 on listener http: ReplacePrefixMatch needs a PathPrefix match",
+    );
 }
 
 #[test]
@@ -894,11 +1022,8 @@ spec:
     let prios: Vec<i64> = rules.as_array().unwrap().iter().map(|r| r["priority"].as_i64().unwrap()).collect();
     assert_eq!(prios, (1..=7).collect::<Vec<i64>>());
 
-    // A prefix that cannot be a path template is an error, not a wrong rewrite.
-    let bad = route.replace("value: /legacy}", "value: \"/leg*acy\"}");
-    let p = GcpProvider::default();
-    let err = p.render(&plan(&p, &format!("{HTTP_GATEWAY}---{SERVICES}---{bad}")), &ctx()).unwrap_err().to_string();
-    assert!(err.contains("path template"), "{err}");
+    // A prefix that cannot be a path template: see
+    // a_full_path_rewrite_under_a_template_prefix_is_refused_on_the_route_not_the_gateway.
 
     // Regional flavours: a full-path rewrite under a regex match replaces whatever matched.
     let regional = GcpProvider::new(Flavour::RegionalExternalManaged);

@@ -105,7 +105,19 @@ pub(crate) fn route_rules(l: &ListenerPlan, r: &PlanRule, refs: &Refs<'_>) -> Re
     };
 
     let halves = |m: &PathModifier, rewrite: bool| -> Result<Vec<(Vec<MatchRule>, NewPath)>, RenderError> {
-        path_halves(&path, m, rewrite, all_matches.clone(), &full, &prefix, &template).map_err(|e| fail(&e))
+        let groups = path_halves(&path, m, rewrite).map_err(|e| fail(&e))?;
+        Ok(groups
+            .into_iter()
+            .map(|(selects, new_path)| {
+                let matches = match selects {
+                    Selects::All => all_matches.clone(),
+                    Selects::Full(p) => vec![full(&p)],
+                    Selects::Prefix(p) => vec![prefix(&p)],
+                    Selects::Template(p) => vec![template(&p)],
+                };
+                (matches, new_path)
+            })
+            .collect())
     };
     Ok(match &r.action {
         RuleAction::Forward { backends } => {
@@ -119,7 +131,7 @@ pub(crate) fn route_rules(l: &ListenerPlan, r: &PlanRule, refs: &Refs<'_>) -> Re
                     return Err(fail("backendRequest timeouts are not supported"));
                 }
                 if let Some(req) = &t.request {
-                    action.timeout = Some(duration(req).ok_or_else(|| fail(&format!("invalid timeout {req:?}")))?);
+                    action.timeout = Some(duration(req).ok_or_else(|| fail(&invalid_timeout(req)))?);
                 }
             }
             let host_rewrite = filters.host_rewrite;
@@ -151,6 +163,54 @@ pub(crate) fn route_rules(l: &ListenerPlan, r: &PlanRule, refs: &Refs<'_>) -> Re
             }
         }
     })
+}
+
+/// The provider's [`RuleCheck`](cloudgate_translate::capabilities::RuleCheck): whether
+/// [`route_rules`] can build `r` on `l`, for what feature names cannot say. Translation runs it
+/// per (listener, rule) and leaves a refused rule out of that listener's plan, reporting it on
+/// the route (`Accepted=False` / `PartiallyInvalid`, reason `UnsupportedValue`), so one rule
+/// never fails the render of the whole Gateway and every other route on it.
+///
+/// What only the rule and its listener decide:
+/// - a redirect's scheme change: `urlRedirect` can keep the scheme or switch http to https
+///   (`httpsRedirect`), nothing else, so `http` is fine on an HTTP listener, not on HTTPS;
+/// - a rewrite's `ReplaceFullPath` under a `PathPrefix`, written as a path template, which a
+///   path containing template operators cannot be;
+/// - values the CRD rejects but an apiserver without its validation may store (redirect status
+///   codes, `ReplacePrefixMatch` under a regex, malformed timeouts).
+///
+/// It calls the functions `route_rules` calls for those parts, so the two cannot disagree.
+/// Everything else `route_rules` refuses is a capability translation checks first (method
+/// matching, regex by flavour, port redirects, filters); render keeps all its errors as the
+/// backstop for a plan made without this check.
+pub(crate) fn rule_support(l: &ListenerPlan, r: &PlanRule) -> Result<(), String> {
+    let path = Path::of(r.matches.path.as_ref());
+    match &r.action {
+        RuleAction::Redirect(rd) => {
+            let base = redirect_base(l, rd)?;
+            if let Some(m) = &rd.path {
+                for (_, new_path) in path_halves(&path, m, false)? {
+                    new_path.redirect(base.clone())?;
+                }
+            }
+        }
+        RuleAction::Forward { .. } => {
+            // The last URLRewrite wins, as in `Filters::of`.
+            let rewrite = r.filters.iter().filter_map(|f| if let Filter::UrlRewrite(rw) = f { Some(rw) } else { None }).last();
+            if let Some(m) = rewrite.and_then(|rw| rw.path.as_ref()) {
+                path_halves(&path, m, true)?;
+            }
+            if let Some(req) = r.timeouts.as_ref().and_then(|t| t.request.as_ref()) {
+                duration(req).ok_or_else(|| invalid_timeout(req))?;
+            }
+        }
+        RuleAction::FixedResponse { .. } => {}
+    }
+    Ok(())
+}
+
+fn invalid_timeout(t: &str) -> String {
+    format!("invalid timeout {t:?}")
 }
 
 /// The path a group of match rules leads to.
@@ -194,43 +254,48 @@ impl NewPath {
 /// written as a template or a template rewrite.
 const TEMPLATE_OPERATORS: &[char] = &['*', '{', '}', '='];
 
+/// Which requests a group of route rules' match rules selects.
+#[derive(Debug, PartialEq)]
+enum Selects {
+    /// What the plan rule's own path match selects.
+    All,
+    /// `fullPathMatch` of this path.
+    Full(String),
+    /// `prefixMatch` of this string prefix.
+    Prefix(String),
+    /// `pathTemplateMatch` of this template.
+    Template(String),
+}
+
 /// The route rules' match groups for a path modifier, and what each group's path becomes.
 /// Gateway API replaces a prefix element-wise (`/foo` -> `/new`, `/foo/x` -> `/new/x`), so a
 /// `PathPrefix` becomes the exact path and the `/`-terminated prefix, each with its own
 /// replacement. `rewrite`: for a URLRewrite (a redirect's `pathRedirect` replaces the whole
 /// path whatever matched; a rewrite's `pathPrefixRewrite` only the matched part).
-fn path_halves(
-    path: &Path,
-    m: &PathModifier,
-    rewrite: bool,
-    all_matches: Vec<MatchRule>,
-    full: &dyn Fn(&str) -> MatchRule,
-    prefix: &dyn Fn(&str) -> MatchRule,
-    template: &dyn Fn(&str) -> MatchRule,
-) -> Result<Vec<(Vec<MatchRule>, NewPath)>, String> {
+fn path_halves(path: &Path, m: &PathModifier, rewrite: bool) -> Result<Vec<(Selects, NewPath)>, String> {
     let exact = |t: &str| if t.is_empty() { "/".to_string() } else { t.to_string() };
     Ok(match (m, path) {
         (PathModifier::ReplacePrefixMatch(repl), Path::Prefix(t)) => {
             // Replacement "" or "/": /foo -> /, /foo/x -> /x.
             let repl = repl.trim_end_matches('/');
             vec![
-                (vec![full(&exact(t))], NewPath::Whole(exact(repl))),
-                (vec![prefix(&format!("{t}/"))], NewPath::Prefix(format!("{repl}/"))),
+                (Selects::Full(exact(t)), NewPath::Whole(exact(repl))),
+                (Selects::Prefix(format!("{t}/")), NewPath::Prefix(format!("{repl}/"))),
             ]
         }
         // The whole path is the matched prefix.
-        (PathModifier::ReplacePrefixMatch(repl), Path::Exact(_)) => vec![(all_matches, NewPath::Whole(exact(repl.trim_end_matches('/'))))],
+        (PathModifier::ReplacePrefixMatch(repl), Path::Exact(_)) => vec![(Selects::All, NewPath::Whole(exact(repl.trim_end_matches('/'))))],
         (PathModifier::ReplacePrefixMatch(_), Path::Regex(_)) => return Err("ReplacePrefixMatch needs a PathPrefix match".into()),
-        (PathModifier::ReplaceFullPath(p), _) if !rewrite => vec![(all_matches, NewPath::Whole(p.clone()))],
-        (PathModifier::ReplaceFullPath(p), Path::Exact(_)) => vec![(all_matches, NewPath::Whole(p.clone()))],
-        (PathModifier::ReplaceFullPath(p), Path::Regex(_)) => vec![(all_matches, NewPath::Regex(p.clone()))],
+        (PathModifier::ReplaceFullPath(p), _) if !rewrite => vec![(Selects::All, NewPath::Whole(p.clone()))],
+        (PathModifier::ReplaceFullPath(p), Path::Exact(_)) => vec![(Selects::All, NewPath::Whole(p.clone()))],
+        (PathModifier::ReplaceFullPath(p), Path::Regex(_)) => vec![(Selects::All, NewPath::Regex(p.clone()))],
         (PathModifier::ReplaceFullPath(p), Path::Prefix(t)) => {
             if t.contains(TEMPLATE_OPERATORS) || p.contains(TEMPLATE_OPERATORS) {
                 return Err(format!("ReplaceFullPath {p:?} under PathPrefix {:?}: a path with any of {TEMPLATE_OPERATORS:?} cannot be written as a path template", exact(t)));
             }
             vec![
-                (vec![full(&exact(t))], NewPath::Whole(p.clone())),
-                (vec![template(&format!("{t}/{{path=**}}"))], NewPath::Template(p.clone())),
+                (Selects::Full(exact(t)), NewPath::Whole(p.clone())),
+                (Selects::Template(format!("{t}/{{path=**}}")), NewPath::Template(p.clone())),
             ]
         }
     })
@@ -377,7 +442,12 @@ fn redirect_base(l: &ListenerPlan, rd: &Redirect) -> Result<UrlRedirect, String>
     let https_redirect = match (rd.scheme.as_deref(), &l.protocol) {
         (None, _) | (Some("http"), Protocol::Http) | (Some("https"), Protocol::Https) => None,
         (Some("https"), Protocol::Http) => Some(true),
-        (Some(s), p) => return Err(format!("a redirect to scheme {s} from an {} listener cannot be expressed", p.as_str())),
+        (Some(s), p) => {
+            return Err(format!(
+                "a redirect to scheme {s} from an {} listener cannot be expressed (a URL map redirect keeps the scheme or switches http to https)",
+                p.as_str()
+            ))
+        }
     };
     let redirect_response_code = match rd.status_code {
         // Gateway API's default is 302; Compute's is 301, so it is always written.
