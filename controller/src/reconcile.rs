@@ -311,13 +311,16 @@ async fn provision(
             let synced = match observed {
                 Some(Ok(observed)) => {
                     let changes: ChangeSet = diff(&desired, &observed, cloud.cluster(), cloud.backend.kind_order);
-                    if !changes.is_empty() {
-                        // Accepted, the listeners and attached routes are known now; the apply
-                        // can take minutes (a new Google load balancer is a chain of
-                        // operations). A new or changed Gateway says so at once instead of
-                        // showing no status, or the last generation's, until the cloud is done.
+                    if !changes.is_empty() && never_reported(gw) {
+                        // Accepted, the listeners and attached routes are known now, and the
+                        // apply can take minutes (a new Google load balancer is a chain of
+                        // operations): a new Gateway says so at once instead of showing the
+                        // apiserver's "Waiting for controller" until the cloud is done. A
+                        // Gateway already reported on keeps its status until the apply ends,
+                        // so a status of the current generation is always the whole answer,
+                        // addresses included (the conformance suite reads it that way).
                         let message = format!("Provisioning: applying {} cloud change(s)", changes.changes.len());
-                        pending = write_pending_unless_current(ctx, key, gw, t, gw.status.as_ref(), message).await?;
+                        pending = Some(write_pending(ctx, key, t, gw.status.as_ref(), message).await?);
                     }
                     apply_changes(&cloud, t, &changes, &observed).await
                 }
@@ -375,8 +378,8 @@ async fn provision(
 /// Programmed must not flap: a Gateway whose status already describes its current generation
 /// keeps it while the cloud is slow or failing transiently. Otherwise (a new or changed Gateway)
 /// the status is written now with `Programmed=False Pending` and `message`, so it is never left
-/// without observedGeneration. Returns the status written, if one was.
-/// `prev` is the status last written (this reconcile's, or the Gateway's own).
+/// without observedGeneration. `prev` is the status last written (this reconcile's, or the
+/// Gateway's own).
 async fn write_pending_unless_current(
     ctx: &Context,
     key: &ObjKey,
@@ -384,18 +387,29 @@ async fn write_pending_unless_current(
     t: &GatewayTranslation,
     prev: Option<&GatewayStatus>,
     message: String,
-) -> Result<Option<GatewayStatus>, ReconcileError> {
+) -> Result<(), ReconcileError> {
     let current = gw
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == kind::PROGRAMMED && c.observed_generation == gw.metadata.generation));
-    if current {
-        return Ok(None);
+    if !current {
+        write_pending(ctx, key, t, prev, message).await?;
     }
+    Ok(())
+}
+
+/// Writes the translated status with `Programmed=False Pending` and `message`; returns it.
+async fn write_pending(ctx: &Context, key: &ObjKey, t: &GatewayTranslation, prev: Option<&GatewayStatus>, message: String) -> Result<GatewayStatus, ReconcileError> {
     let next = status::gateway_status(&t.gateway, &Provisioning::Pending(message), prev, &now());
     ctx.writer.gateway(key, prev, &next).await?;
-    Ok(Some(next))
+    Ok(next)
+}
+
+/// No controller has reported on this Gateway yet: no conditions, or only the apiserver's
+/// defaults (`Unknown`, "Waiting for controller").
+fn never_reported(gw: &Gateway) -> bool {
+    gw.status.as_ref().and_then(|s| s.conditions.as_ref()).is_none_or(|cs| cs.iter().all(|c| c.status == "Unknown"))
 }
 
 /// Applies the diff against what was observed. Apply runs even with no changes: it reports
@@ -720,5 +734,32 @@ mod tests {
         assert!(!programmed(&gw));
         gw.status = Some(gateway_api::experimental::gateways::GatewayStatus { conditions: Some(vec![cond("True")]), ..Default::default() });
         assert!(programmed(&gw));
+    }
+
+    /// Only a Gateway with no status, or the apiserver's defaulted `Unknown` conditions, gets the
+    /// early "provisioning" status; one a controller reported on (even False) waits for the apply.
+    #[test]
+    fn never_reported_means_only_defaults() {
+        let with = |statuses: &[&str]| {
+            let conditions = statuses
+                .iter()
+                .map(|s| k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                    type_: "Accepted".into(),
+                    status: (*s).into(),
+                    reason: "Pending".into(),
+                    message: "Waiting for controller".into(),
+                    observed_generation: None,
+                    last_transition_time: now(),
+                })
+                .collect();
+            let mut gw = Gateway::default();
+            gw.status = Some(GatewayStatus { conditions: Some(conditions), ..Default::default() });
+            gw
+        };
+        assert!(never_reported(&Gateway::default()));
+        assert!(never_reported(&with(&[])));
+        assert!(never_reported(&with(&["Unknown", "Unknown"])));
+        assert!(!never_reported(&with(&["Unknown", "False"])));
+        assert!(!never_reported(&with(&["True"])));
     }
 }
