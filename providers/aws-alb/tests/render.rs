@@ -467,3 +467,103 @@ fn health_check_support_names_what_alb_cannot_do() {
         .contains("from 200 to 499")
     );
 }
+
+/// An HTTPRoute document `name` in `shop` with `parent` as its parentRef and `rules` (YAML
+/// below `rules:`).
+fn route_doc(name: &str, parent: &str, rules: &str) -> String {
+    format!("\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  parentRefs: [{parent}]\n  rules:\n{rules}")
+}
+
+/// The listener rules of `g` as (listener port, rule spec).
+fn rules_by_port(g: &ResourceGraph) -> Vec<(i64, Value)> {
+    let port_of = |listener: &str| g.resources.iter().find(|r| r.key.kind == KIND_LISTENER && r.key.name == listener).map(|l| l.spec["port"].as_i64().unwrap());
+    of_kind(g, KIND_RULE).into_iter().map(|r| (port_of(r["listener"].as_str().unwrap()).expect("the rule's listener"), r.clone())).collect()
+}
+
+/// HTTPRouteQueryParamMatching: a query parameter match is an ALB `query-string` condition,
+/// ANDed with the path.
+#[test]
+fn query_param_match_becomes_a_query_string_condition() {
+    let route = route_doc(
+        "store",
+        "{name: web}",
+        "  - matches: [{path: {type: Exact, value: /search}, queryParams: [{name: debug, value: \"1\"}]}]\n    backendRefs: [{name: v1, port: 80}]\n",
+    );
+    let g = render(&format!("{BASE}{route}"));
+    let rules = of_kind(&g, KIND_RULE);
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0]["conditions"],
+        json!([{"field": "path-pattern", "values": ["/search"]}, {"field": "query-string", "values": [{"key": "debug", "value": "1"}]}])
+    );
+}
+
+/// HTTPRoutePortRedirect: a redirect to another port keeps the request's scheme, host, path and
+/// query and sets the port; a scheme redirect with a port keeps that port.
+#[test]
+fn port_redirect_sets_the_port_and_keeps_the_rest() {
+    let rules = r#"
+  - matches: [{path: {type: PathPrefix, value: /alt}}]
+    filters: [{type: RequestRedirect, requestRedirect: {port: 8443}}]
+  - matches: [{path: {type: PathPrefix, value: /secure}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https, port: 8443, statusCode: 301}}]
+"#;
+    let route = route_doc("store", "{name: web}", rules);
+    let g = render(&format!("{BASE}{route}"));
+    let mut rules = of_kind(&g, KIND_RULE);
+    rules.sort_by_key(|r| r["conditions"][0]["values"][0].as_str().map(str::to_string));
+    assert_eq!(rules[0]["conditions"][0]["values"], json!(["/alt", "/alt/*"]));
+    assert_eq!(
+        rules[0]["actions"][0],
+        json!({"type": "redirect", "protocol": "#{protocol}", "host": "#{host}", "port": "8443", "path": "/#{path}", "query": "#{query}", "statusCode": "HTTP_302"})
+    );
+    assert_eq!(rules[1]["actions"][0]["protocol"], "HTTPS");
+    assert_eq!(rules[1]["actions"][0]["port"], "8443");
+    assert_eq!(rules[1]["actions"][0]["statusCode"], "HTTP_301");
+}
+
+/// GatewayPort8080 and HTTPRouteParentRefPort: a Gateway with listeners on 80 and 8080 is one
+/// ALB with a listener per port, and a route whose parentRef names port 8080 gets its rule on
+/// the 8080 listener only; one without a port gets a rule on each.
+#[test]
+fn parent_ref_port_puts_the_rule_on_the_8080_listener_only() {
+    let base =
+        BASE.replace("  - {name: http, protocol: HTTP, port: 80}", "  - {name: http, protocol: HTTP, port: 80}\n  - {name: alt, protocol: HTTP, port: 8080}");
+    let route = |name: &str, parent: &str, path: &str| {
+        route_doc(name, parent, &format!("  - matches: [{{path: {{type: Exact, value: {path}}}}}]\n    backendRefs: [{{name: v1, port: 80}}]\n"))
+    };
+    let g = render(&format!("{base}{}{}", route("alt", "{name: web, port: 8080}", "/alt"), route("both", "{name: web}", "/both")));
+    let mut ports: Vec<i64> = of_kind(&g, KIND_LISTENER).iter().map(|l| l["port"].as_i64().unwrap()).collect();
+    ports.sort();
+    assert_eq!(ports, [80, 8080]);
+    assert_eq!(of_kind(&g, KIND_LOAD_BALANCER).len(), 1);
+    let mut paths: Vec<(i64, String)> =
+        rules_by_port(&g).into_iter().map(|(p, r)| (p, r["conditions"][0]["values"][0].as_str().unwrap().to_string())).collect();
+    paths.sort();
+    assert_eq!(paths, [(80, "/both".to_string()), (8080, "/alt".to_string()), (8080, "/both".to_string())]);
+}
+
+/// HTTPRouteNamedRouteRule: rules with names are accepted and become exactly the listener rules
+/// the same rules without names would (ALB rules have no name of their own; a rule's identity
+/// is its index, so naming a rule later changes nothing in the cloud).
+#[test]
+fn named_rules_are_accepted_and_become_the_same_listener_rules() {
+    let named = ROUTE
+        .replace("  - backendRefs: [{name: v1", "  - name: split\n    backendRefs: [{name: v1")
+        .replace("  - matches: [{path: {type: Exact", "  - name: old\n    matches: [{path: {type: Exact");
+    assert_eq!(named.matches("name: split").count() + named.matches("name: old").count(), 2, "{named}");
+    let mut w = World::new();
+    let mut l = Loaded::default();
+    load_str("t", &format!("{BASE}{named}"), &mut w, &mut l).unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let t = translate_gateway(&w, &ObjKey::new("shop", "web"), &capabilities()).unwrap();
+    let store: Vec<_> = t.routes.iter().filter(|v| v.route.name == "store").collect();
+    assert_eq!(store.len(), 1);
+    let accepted = store[0].conditions.iter().find(|c| c.type_ == "Accepted").unwrap();
+    assert!(accepted.status, "{accepted:?}");
+    let names: Vec<&str> = t.plan.listeners.iter().flat_map(|l| &l.rules).filter_map(|r| r.rule_name.as_deref()).collect();
+    assert_eq!(names, ["old", "split"]);
+    let g = AlbProvider::default().render(&t.plan, &ctx()).unwrap();
+    assert_eq!(of_kind(&g, KIND_RULE).len(), 3);
+    assert_eq!(g, render(&format!("{BASE}{ROUTE}")));
+}

@@ -915,3 +915,56 @@ fn access_policies_set_auth_and_subscribe_access_logs() {
     assert!(p.access_policy_support(&AccessSettings { access_log_destination: Some("arn:aws:sqs:us-west-2:1:q".into()), auth: None }).is_err());
     assert!(p.access_policy_support(&AccessSettings { access_log_destination: None, auth: Some(IamAuth { policy: Some("[1]".into()) }) }).is_err());
 }
+
+/// An HTTPRoute `web` in `apps` on Gateway `gw` through `parent` (a parentRef), routing `rules`
+/// (YAML below `rules:`) to web-v1.
+fn web_route(parent: &str, rules: &str) -> String {
+    format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: web, namespace: apps}}\nspec:\n  parentRefs: [{parent}]\n  rules:\n{rules}")
+}
+
+/// HTTPRouteNamedRouteRule: a named rule is a Lattice rule named after it, and its identity is
+/// its name, so a rule inserted before it leaves it in place (same cloud name) while an unnamed
+/// rule is known by its index.
+#[test]
+fn named_rules_name_their_lattice_rules_and_keep_them_across_inserts() {
+    let health = "  - name: health\n    matches: [{path: {type: Exact, value: /health}}]\n    backendRefs: [{name: web-v1, port: 80}]\n";
+    let other = "  - matches: [{path: {type: Exact, value: /other}}]\n    backendRefs: [{name: web-v1, port: 80}]\n";
+    let names = |rules: &str| -> BTreeMap<String, String> {
+        let docs = format!("{HTTP_GATEWAY}---\n{WEB_BACKENDS}---\n{}", web_route("{name: gw}", rules));
+        let t = translate(&world(&docs), "apps", "gw");
+        let accepted = t.routes.iter().find(|v| v.route.name == "web").unwrap().conditions.iter().find(|c| c.type_ == "Accepted").unwrap().clone();
+        assert!(accepted.status, "{accepted:?}");
+        let g = render(&world(&docs), "apps", "gw").unwrap();
+        assert_well_formed(&g);
+        of_kind(&g, kind::RULE)
+            .iter()
+            .map(|r| (r.spec["match"]["httpMatch"]["pathMatch"]["match"]["exact"].as_str().unwrap().to_string(), r.key.name.clone()))
+            .collect()
+    };
+    let before = names(health);
+    assert!(before["/health"].contains("-web-health-"), "{before:?}");
+    let after = names(&format!("{other}{health}"));
+    assert_eq!(after["/health"], before["/health"], "the named rule keeps its identity when a rule is inserted before it");
+    assert!(after["/other"].contains("-web-rule0-"), "{after:?}");
+}
+
+/// GatewayPort8080 and HTTPRouteParentRefPort: a route whose parentRef names port 8080 gets a
+/// Lattice service with a listener on 8080 only; without a port, one listener per Gateway
+/// listener.
+#[test]
+fn parent_ref_port_gives_the_service_the_8080_listener_only() {
+    let gw = HTTP_GATEWAY
+        .replace("  - {name: http, port: 80, protocol: HTTP}", "  - {name: http, port: 80, protocol: HTTP}\n  - {name: alt, port: 8080, protocol: HTTP}");
+    let rule = "  - backendRefs: [{name: web-v1, port: 80}]\n";
+    let ports = |parent: &str| -> Vec<u64> {
+        let g = render(&world(&format!("{gw}---\n{WEB_BACKENDS}---\n{}", web_route(parent, rule))), "apps", "gw").unwrap();
+        assert_well_formed(&g);
+        assert_eq!(of_kind(&g, kind::SERVICE).len(), 1);
+        let mut p: Vec<u64> = of_kind(&g, kind::LISTENER).iter().map(|l| l.spec["port"].as_u64().unwrap()).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(ports("{name: gw, port: 8080}"), [8080]);
+    assert_eq!(ports("{name: gw, port: 80}"), [80]);
+    assert_eq!(ports("{name: gw}"), [80, 8080]);
+}

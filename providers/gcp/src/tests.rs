@@ -1184,3 +1184,67 @@ fn backend_settings_support_refuses_slow_start_and_out_of_range_draining() {
     let e = p.backend_settings_support(&BackendSettings { deregistration_delay_seconds: Some(3601), ..Default::default() }).unwrap_err();
     assert_eq!(e, "deregistrationDelaySeconds 3601: gcp takes 0 to 3600");
 }
+
+/// HTTPRoute303RedirectStatusCode, HTTPRoute307RedirectStatusCode and
+/// HTTPRoute308RedirectStatusCode: each status is the URL map redirect's response code.
+#[test]
+fn redirect_status_codes_become_url_map_response_codes() {
+    let rules: String = [(301, "/a"), (302, "/b"), (303, "/c"), (307, "/d"), (308, "/e")]
+        .iter()
+        .map(|(code, path)| {
+            format!("\n  - matches: [{{path: {{type: Exact, value: {path}}}}}]\n    filters:\n    - type: RequestRedirect\n      requestRedirect: {{hostname: moved.example.com, statusCode: {code}}}")
+        })
+        .collect();
+    let g = render(&format!("{HTTP_GATEWAY}---{SERVICES}---{}", route_yaml("moved", &format!("{rules}\n"))));
+    let got: Vec<(Value, Value)> = one(&g, KIND_URL_MAP).spec["pathMatchers"][0]["routeRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["matchRules"][0]["fullPathMatch"].clone(), r["urlRedirect"].clone()))
+        .collect();
+    let want = |code: &str| json!({"hostRedirect": "moved.example.com", "redirectResponseCode": code});
+    assert_eq!(
+        got,
+        [
+            (json!("/a"), want("MOVED_PERMANENTLY_DEFAULT")),
+            (json!("/b"), want("FOUND")),
+            (json!("/c"), want("SEE_OTHER")),
+            (json!("/d"), want("TEMPORARY_REDIRECT")),
+            (json!("/e"), want("PERMANENT_REDIRECT")),
+        ]
+    );
+}
+
+/// GatewayPort8080 and HTTPRouteParentRefPort: listeners on 80 and 8080 are a forwarding rule
+/// each ("80-80", "8080-8080") on the Gateway's one address, and a route whose parentRef names
+/// port 8080 is in the 8080 URL map only.
+#[test]
+fn parent_ref_port_puts_the_route_in_the_8080_url_map_only() {
+    let gw = HTTP_GATEWAY
+        .replace("  - {name: http, port: 80, protocol: HTTP}", "  - {name: http, port: 80, protocol: HTTP}\n  - {name: alt, port: 8080, protocol: HTTP}");
+    let route = |name: &str, parent: &str, path: &str| {
+        format!(
+            "\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: apps}}\nspec:\n  parentRefs: [{parent}]\n  rules:\n  - matches: [{{path: {{type: Exact, value: {path}}}}}]\n    backendRefs: [{{name: web, port: 80}}]\n"
+        )
+    };
+    let g = render(&format!("{gw}---{SERVICES}---{}---{}", route("alt", "{name: web, port: 8080}", "/alt"), route("both", "{name: web}", "/both")));
+    let address = one(&g, KIND_ADDRESS).key.name.clone();
+    let mut paths_by_port = BTreeMap::new();
+    for fr in of_kind(&g, KIND_FORWARDING_RULE) {
+        assert_eq!(fr.spec["IPAddress"], json!(address));
+        let proxy = g.resources.iter().find(|r| json!(r.key.name) == fr.spec["target"]).expect("the forwarding rule's proxy");
+        let um = g.resources.iter().find(|r| json!(r.key.name) == proxy.spec["urlMap"]).expect("the proxy's URL map");
+        let mut paths: Vec<String> = um.spec["pathMatchers"][0]["routeRules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["matchRules"][0]["fullPathMatch"].as_str().unwrap().to_string())
+            .collect();
+        paths.sort();
+        paths_by_port.insert(fr.spec["portRange"].as_str().unwrap().to_string(), paths);
+    }
+    assert_eq!(
+        paths_by_port,
+        BTreeMap::from([("80-80".to_string(), vec!["/both".to_string()]), ("8080-8080".to_string(), vec!["/alt".to_string(), "/both".to_string()])])
+    );
+}
