@@ -10,7 +10,9 @@
 # prepares the cloud network the controller needs, starts `cloudgate controller`, creates the
 # GatewayClass `cloudgate-<provider>`, runs the suite (profiles from that class's
 # status.supportedFeatures, data-plane tests skipped per skip.txt) and writes
-# OUT_DIR/report-<provider>.yaml (the suite's ConformanceReport) plus the controller's log.
+# OUT_DIR/report-<provider>.yaml (the suite's ConformanceReport) plus the controller's log,
+# then deletes the suite's namespaces and fails if the cloud still holds anything the run's
+# cluster id owns (leaks.py).
 # The last line is the total over all providers: "N passed, N failed, N skipped, N xfailed in
 # Ts" (xfailed: known-failures.txt, tests a provider's cloud cannot pass; they still count as
 # failures in the report).
@@ -215,15 +217,33 @@ EOF
     fi
     tally "$p status halves" "$OUT/status-halves-$p.log"
   fi
-  if [[ $p != "${PROVIDERS##* }" ]]; then
-    # The next provider's run applies the same base manifests: remove these first, while this
-    # controller still runs to clear its finalizers and cloud resources.
-    log "$p: deleting the conformance namespaces before the next provider"
-    "$KUBECTL" delete namespace gateway-conformance-infra gateway-conformance-app-backend \
-      gateway-conformance-web-backend --ignore-not-found --wait --timeout=180s >/dev/null \
-      || log "$p: namespaces not deleted in time; the next provider may fail its setup"
+  # Delete what the suite left (its base Gateways), while this controller still runs to clear
+  # their finalizers and cloud resources; then nothing this run's cluster id owns may be left in
+  # the cloud, whatever shapes the suite's Gateways took. (The next provider's run also applies
+  # the same base manifests, so they must go first anyway.)
+  log "$p: deleting the conformance namespaces"
+  if "$KUBECTL" delete namespace gateway-conformance-infra gateway-conformance-app-backend \
+    gateway-conformance-web-backend --ignore-not-found --wait --timeout=180s >/dev/null; then
+    check_leaks "$p"
+  else
+    log "$p: namespaces not deleted in time (see $OUT/controller-$p.log)"; TOTAL_F=$((TOTAL_F + 1))
   fi
   stop_controller
+}
+
+# Everything the provider's controller made during the run is gone once its Gateways are.
+check_leaks() {
+  local py=python3 left
+  [[ $1 == aws-* ]] && py="${CLOUDGATE_AWS_VENV:?}/bin/python"
+  if ! left=$("$py" "$HERE/leaks.py" "$1" "conformance-$1" 2>&1); then
+    log "$1: cannot list the cloud's resources: $left"; TOTAL_F=$((TOTAL_F + 1)); return
+  fi
+  if [[ -n $left ]]; then
+    log "$1: cloud resources left after every Gateway was deleted:"; printf '  %s\n' $left >&2
+    TOTAL_F=$((TOTAL_F + 1))
+  else
+    log "$1: no cloud resources left after every Gateway was deleted"
+  fi
 }
 
 # One run of the suite binary. The full log (thousands of polling lines) goes to $1; stdout
