@@ -363,14 +363,14 @@ async fn provision(
             }
         }
     };
-    let current = pending.as_ref().or(gw.status.as_ref());
+    let last_written = pending.as_ref().or(gw.status.as_ref());
     if let Some(e) = cloud_error {
         routes_result?;
-        write_pending_unless_current(ctx, key, gw, t, current, format!("Waiting for the cloud (will retry): {e}")).await?;
+        write_pending_unless_current(ctx, key, gw, t, last_written, format!("Waiting for the cloud (will retry): {e}")).await?;
         return Err(e.into());
     }
-    let next = status::gateway_status(&t.gateway, &provisioning, current, &now());
-    ctx.writer.gateway(key, current, &next).await?;
+    let next = status::gateway_status(&t.gateway, &provisioning, last_written, &now());
+    ctx.writer.gateway(key, last_written, &next).await?;
     routes_result?;
     Ok(Outcome::Requeue(requeue))
 }
